@@ -1,0 +1,98 @@
+package change
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Errors are classified once, by the adapter that understands them, and
+// acted on in one place, the engine:
+//
+//   - a RetryableError (for example HTTP 429 with Retry-After, a dropped
+//     connection) makes the engine wait and try the same write again;
+//   - a PermanentError for one record sends that record to the dead-letter
+//     store with the reason, and the pipeline carries on;
+//   - a BatchError says which records of a batch failed, and how;
+//   - anything else is treated as retryable with the engine's own backoff.
+
+// RetryableError is a failure that may succeed if tried again later.
+type RetryableError struct {
+	Err error
+	// Wait is how long the other side asked us to wait; zero means the
+	// engine chooses with its backoff.
+	Wait time.Duration
+}
+
+func (e *RetryableError) Error() string {
+	if e.Wait > 0 {
+		return fmt.Sprintf("%v (retry after %s)", e.Err, e.Wait)
+	}
+	return e.Err.Error()
+}
+
+func (e *RetryableError) Unwrap() error { return e.Err }
+
+// Retryable marks err as retryable after wait (zero: engine's backoff).
+func Retryable(err error, wait time.Duration) error {
+	if err == nil {
+		return nil
+	}
+	return &RetryableError{Err: err, Wait: wait}
+}
+
+// PermanentError is a failure that retrying will not fix: the record is
+// malformed for its destination, violates a constraint, or names a column
+// that does not exist.
+type PermanentError struct{ Err error }
+
+func (e *PermanentError) Error() string { return e.Err.Error() }
+func (e *PermanentError) Unwrap() error { return e.Err }
+
+// Permanent marks err as permanent for the record it concerns.
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &PermanentError{Err: err}
+}
+
+// IsPermanent reports whether err is marked permanent.
+func IsPermanent(err error) bool {
+	var p *PermanentError
+	return errors.As(err, &p)
+}
+
+// RetryWait returns the wait a RetryableError asks for, and whether err is
+// explicitly retryable.
+func RetryWait(err error) (time.Duration, bool) {
+	var r *RetryableError
+	if errors.As(err, &r) {
+		return r.Wait, true
+	}
+	return 0, false
+}
+
+// BatchError reports a partially failed batch write. Records whose index
+// is absent from Failed were made durable. Each failure is classified as
+// above; a sink never returns a BatchError whose Failed is empty.
+type BatchError struct {
+	// Failed maps the index of a record in the written batch to its error.
+	Failed map[int]error
+}
+
+func (e *BatchError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d record(s) failed", len(e.Failed))
+	n := 0
+	for i, err := range e.Failed {
+		if n == 3 {
+			b.WriteString("; ...")
+			break
+		}
+		fmt.Fprintf(&b, "; #%d: %v", i, err)
+		n++
+	}
+	return b.String()
+}
