@@ -209,17 +209,17 @@ func (v Value) JSON() []byte { v.must(KindJSON); return []byte(v.s) }
 
 // Equal reports whether two values have the same kind and content.
 // Timestamps are equal when they are the same instant in the same offset.
-func (a Value) Equal(b Value) bool {
-	if a.k != b.k {
+func (v Value) Equal(o Value) bool {
+	if v.k != o.k {
 		return false
 	}
-	switch a.k {
+	switch v.k {
 	case KindTimestamp, KindDate:
-		_, ao := a.t.Zone()
-		_, bo := b.t.Zone()
-		return a.t.Equal(b.t) && ao == bo
+		_, vo := v.t.Zone()
+		_, oo := o.t.Zone()
+		return v.t.Equal(o.t) && vo == oo
 	}
-	return a.n == b.n && a.s == b.s
+	return v.n == o.n && v.s == o.s
 }
 
 // String renders the value as text: the form used in keys, logs of
