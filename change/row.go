@@ -83,9 +83,10 @@ func (k Key) String() string {
 // names) to dst: two keys encode equal if and only if their values are
 // equal kind by kind. The engine uses it to route and fold changes per key.
 func (k Key) AppendBinary(dst []byte) []byte {
+	var scratch [64]byte // most key values fit: no allocation per column
 	for _, c := range k {
 		dst = append(dst, byte(c.Value.k))
-		s := c.Value.AppendText(nil)
+		s := c.Value.AppendText(scratch[:0])
 		dst = binary.AppendUvarint(dst, uint64(len(s)))
 		dst = append(dst, s...)
 	}

@@ -1,0 +1,25 @@
+// Package engine runs a pipeline: it reads change records from a source,
+// maps them, writes them to a sink in batches and acks the source once they
+// are durable.
+//
+// One goroutine reads. It numbers every record in the order the source
+// emitted it, maps it, and routes it by destination table and key to one of
+// several workers, so that all changes to one key go to one worker and stay
+// in order while different keys are written in parallel. Each worker
+// gathers a batch, folds the changes to one key into a single record, and
+// writes the batch; it writes one batch at a time, so no two batches that
+// hold the same key are ever in flight together.
+//
+// A record is done when the sink has made it durable, when it was
+// dead-lettered, or when the mapper chose not to map it. An ack tracker
+// keeps a contiguous watermark over the emission sequence: a source
+// position is persisted and acked only once every record emitted before it
+// is done, so a crash anywhere replays changes and never loses one.
+//
+// Errors are acted on here, as the adapters classified them: retryable
+// failures wait (as long as the sink asked, or with exponential backoff)
+// and are tried again; a record that fails permanently goes to the
+// dead-letter store and the pipeline carries on. A dead letter holds the
+// source record when mapping failed, and the mapped, folded record when
+// writing failed.
+package engine

@@ -1,0 +1,131 @@
+package engine
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"hash/maphash"
+	"time"
+
+	"github.com/dvsync/dvsync/change"
+	"github.com/dvsync/dvsync/state"
+)
+
+// reader is the read loop's state, reused from one Read to the next.
+type reader struct {
+	p        *Pipeline
+	routed   [][]item // per worker, the records of the current Read
+	key      []byte
+	dead     []state.DeadLetter
+	deadSeqs []uint64
+	skipSeqs []uint64
+}
+
+// readLoop reads from the source until ctx ends or something fails, then
+// closes the workers' inboxes so they drain and return.
+func (p *Pipeline) readLoop(ctx context.Context) {
+	defer func() {
+		for _, w := range p.workers {
+			w.inbox.close()
+		}
+	}()
+	r := &reader{p: p, routed: make([][]item, len(p.workers))}
+	for {
+		recs, err := p.src.Read(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				p.fail(fmt.Errorf("engine: read source: %w", err))
+			}
+			return
+		}
+		p.nRead.Add(uint64(len(recs)))
+		p.metrics.read.Add(float64(len(recs)))
+		for len(recs) > 0 {
+			// Backpressure: add blocks while MaxInFlight records are
+			// waiting for the watermark.
+			first, n, err := p.tracker.add(ctx, recs)
+			if err == nil {
+				err = r.route(ctx, first, recs[:n])
+			}
+			if err != nil {
+				if ctx.Err() == nil {
+					p.fail(err)
+				}
+				return
+			}
+			recs = recs[n:]
+		}
+	}
+}
+
+// route maps records registered from sequence number first on, hands the
+// mapped ones to their workers and settles the others: skipped records
+// are done at once, failed ones once they are stored as dead letters.
+func (r *reader) route(ctx context.Context, first uint64, recs []change.Record) error {
+	p := r.p
+	at := p.now()
+	var mapped uint64
+	for i := range recs {
+		seq := first + uint64(i)
+		out, ok, err := p.mapper.Map(&recs[i])
+		if err == nil && ok {
+			err = checkMapped(&out)
+		}
+		switch {
+		case err != nil:
+			r.dead = append(r.dead, state.DeadLetter{
+				Pipeline: p.cfg.Name, Stage: stageMap, Reason: err.Error(), Time: time.Now(), Record: recs[i],
+			})
+			r.deadSeqs = append(r.deadSeqs, seq)
+		case !ok:
+			r.skipSeqs = append(r.skipSeqs, seq)
+		default:
+			r.key = appendRouteKey(r.key[:0], &out)
+			w := p.workerOf(r.key)
+			r.routed[w] = append(r.routed[w], item{seq: seq, at: at, key: string(r.key), rec: out})
+			mapped++
+		}
+	}
+	for w, items := range r.routed {
+		if len(items) > 0 {
+			p.workers[w].inbox.push(items)
+			clear(items)
+			r.routed[w] = items[:0]
+		}
+	}
+	p.nMapped.Add(mapped)
+	p.metrics.mapped.Add(float64(mapped))
+
+	if len(r.skipSeqs) > 0 {
+		p.nSkipped.Add(uint64(len(r.skipSeqs)))
+		p.metrics.skipped.Add(float64(len(r.skipSeqs)))
+		p.tracker.done(r.skipSeqs...)
+		r.skipSeqs = r.skipSeqs[:0]
+	}
+	if len(r.dead) > 0 {
+		if err := p.putDeadLetters(ctx, r.dead); err != nil {
+			return err
+		}
+		p.tracker.done(r.deadSeqs...)
+		p.deadLettered(stageMap, r.dead)
+		clear(r.dead)
+		r.dead = r.dead[:0]
+		r.deadSeqs = r.deadSeqs[:0]
+	}
+	return nil
+}
+
+// workerOf returns the index of the worker that writes the row with the
+// given route key.
+func (p *Pipeline) workerOf(routeKey []byte) int {
+	return int(maphash.Bytes(p.seed, routeKey) % uint64(len(p.workers)))
+}
+
+// appendRouteKey appends the identity of out's row: its table and key,
+// encoded so that distinct rows never encode alike. Records with equal
+// route keys go to one worker and are folded together.
+func appendRouteKey(dst []byte, out *change.Record) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(out.Table)))
+	dst = append(dst, out.Table...)
+	return out.Key.AppendBinary(dst)
+}

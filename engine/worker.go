@@ -1,0 +1,146 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/dvsync/dvsync/change"
+)
+
+// inbox is a worker's queue: the reader pushes, the worker takes
+// everything at once. It is unbounded by itself; the tracker's MaxInFlight
+// bounds it, so that one slow worker never stalls the reader while the
+// others have work to do.
+type inbox struct {
+	mu     sync.Mutex
+	items  []item
+	closed bool
+	wake   chan struct{} // holds at most one token
+}
+
+// push appends items, which the caller may reuse once push returns.
+func (b *inbox) push(items []item) {
+	b.mu.Lock()
+	b.items = append(b.items, items...)
+	b.mu.Unlock()
+	b.signal()
+}
+
+// close tells the worker no more items will come.
+func (b *inbox) close() {
+	b.mu.Lock()
+	b.closed = true
+	b.mu.Unlock()
+	b.signal()
+}
+
+func (b *inbox) signal() {
+	select {
+	case b.wake <- struct{}{}:
+	default:
+	}
+}
+
+// take appends the queued items to dst and reports whether the inbox is
+// closed. An empty dst trades buffers with the inbox instead of copying.
+func (b *inbox) take(dst []item) ([]item, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(dst) == 0 {
+		dst, b.items = b.items, dst[:0]
+	} else {
+		dst = append(dst, b.items...)
+		clear(b.items)
+		b.items = b.items[:0]
+	}
+	return dst, b.closed
+}
+
+// worker writes the records routed to it, one batch at a time, so that
+// changes to one key are written in order and never by two writes at once.
+type worker struct {
+	p     *Pipeline
+	inbox inbox
+	co    *coalescer
+	idx   []int           // indexes into co.out of a whole batch, reused
+	batch []change.Record // records of a partial retry, reused
+	seqs  []uint64        // sequence numbers to mark done, reused
+}
+
+func newWorker(p *Pipeline) *worker {
+	return &worker{
+		p:     p,
+		inbox: inbox{wake: make(chan struct{}, 1)},
+		co:    newCoalescer(p.cfg.BatchSize),
+	}
+}
+
+// errAbandoned means a write was cancelled by shutdown: its records are
+// not done and will be replayed, which is no failure of theirs.
+var errAbandoned = errors.New("engine: write abandoned at shutdown")
+
+// run gathers batches and writes them until the inbox is closed and
+// empty, or ctx, which shutdown cancels when it stops waiting, ends. A
+// batch is written when it holds BatchSize records, when its oldest record
+// is BatchWait old, or at once when the inbox is closed.
+func (w *worker) run(ctx context.Context) {
+	cfg := &w.p.cfg
+	var pending []item // in emission order; pending[start:] is unwritten
+	start := 0
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
+	for {
+		var closed bool
+		if start > 0 && start >= len(pending)/2 {
+			// Compact once half is written, so copying stays O(1) per record.
+			n := copy(pending, pending[start:])
+			clear(pending[n:])
+			pending, start = pending[:n], 0
+		}
+		pending, closed = w.inbox.take(pending)
+		n := len(pending) - start
+		if n == 0 && closed {
+			return
+		}
+		var wait <-chan time.Time
+		if n > 0 {
+			age := time.Duration(w.p.now() - pending[start].at)
+			if n >= cfg.BatchSize || closed || age >= cfg.BatchWait {
+				batch := pending[start : start+min(n, cfg.BatchSize)]
+				if err := w.flush(ctx, batch); err != nil {
+					if !errors.Is(err, errAbandoned) {
+						w.p.fail(err)
+					}
+					return
+				}
+				clear(batch)
+				start += len(batch)
+				continue
+			}
+			timer.Reset(cfg.BatchWait - age)
+			wait = timer.C
+		}
+		select {
+		case <-w.inbox.wake:
+		case <-wait:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// flush folds batch to one record per key and writes it until every
+// record is durable or dead-lettered. It returns errAbandoned if shutdown
+// cancelled it, or an error that stops the pipeline.
+func (w *worker) flush(ctx context.Context, batch []item) error {
+	w.co.fold(batch)
+	defer w.co.reset()
+	w.idx = w.idx[:0]
+	for i := range w.co.out {
+		w.idx = append(w.idx, i)
+	}
+	return w.write(ctx, w.idx)
+}

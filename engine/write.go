@@ -1,0 +1,198 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/dvsync/dvsync/change"
+	"github.com/dvsync/dvsync/state"
+)
+
+// write writes the folded records co.out[idx] until each one is durable or
+// dead-lettered, acting on the sink's error as it was classified:
+//
+//   - nil: all are durable;
+//   - a *change.BatchError: those not named are durable, permanent
+//     failures are dead-lettered, and retryable ones are retried alone;
+//   - a permanent error for the whole batch: a single record is
+//     dead-lettered; a larger batch is split in halves, each written on
+//     its own, until the bad records stand alone;
+//   - anything else: the whole set is retried after a wait, up to
+//     MaxRetries times, after which the error stops the pipeline.
+//
+// It returns errAbandoned when shutdown cancels ctx, leaving the records
+// that are not done to be replayed.
+func (w *worker) write(ctx context.Context, idx []int) error {
+	p := w.p
+	for attempt := 1; ; attempt++ {
+		batch := w.gather(idx)
+		began := time.Now()
+		err := p.dst.Write(ctx, batch)
+		p.metrics.writeSeconds.Observe(time.Since(began).Seconds())
+		p.metrics.batchSize.Observe(float64(len(batch)))
+		if err == nil {
+			w.durable(idx)
+			return nil
+		}
+		if ctx.Err() != nil {
+			return errAbandoned
+		}
+
+		retry := idx
+		var be *change.BatchError
+		switch {
+		case errors.As(err, &be):
+			var durable, dead []int
+			var reasons []error
+			retry, err = nil, nil
+			for k, i := range idx {
+				ferr, failed := be.Failed[k]
+				switch {
+				case !failed:
+					durable = append(durable, i)
+				case change.IsPermanent(ferr):
+					dead = append(dead, i)
+					reasons = append(reasons, ferr)
+				default:
+					retry = append(retry, i)
+					err = longerWait(err, ferr)
+				}
+			}
+			if err == nil {
+				err = be
+			}
+			w.durable(durable)
+			if err := w.deadLetter(ctx, dead, reasons); err != nil {
+				return err
+			}
+			if len(retry) == 0 {
+				return nil
+			}
+		case change.IsPermanent(err):
+			if len(idx) == 1 {
+				return w.deadLetter(ctx, idx, []error{err})
+			}
+			// The sink could not tell which record is bad: write each half
+			// on its own until the bad ones stand alone. Records of one
+			// batch have distinct keys, so their order does not matter.
+			half := len(idx) / 2
+			if err := w.write(ctx, idx[:half]); err != nil {
+				return err
+			}
+			return w.write(ctx, idx[half:])
+		}
+
+		if limit := p.cfg.MaxRetries; limit > 0 && attempt > limit {
+			return fmt.Errorf("engine: write of %d record(s) failed %d times: %w", len(retry), attempt, err)
+		}
+		p.nRetries.Add(1)
+		p.metrics.retries.Inc()
+		wait := p.retryDelay(err, attempt)
+		p.log.Warn("write failed; retrying", "records", len(retry), "attempt", attempt, "wait", wait, "err", err)
+		if sleep(ctx, wait) != nil {
+			return errAbandoned
+		}
+		idx = retry
+	}
+}
+
+// gather returns the records co.out[idx], without copying when idx is the
+// whole batch (idx is always in increasing order, so equal length means
+// equal).
+func (w *worker) gather(idx []int) []change.Record {
+	if len(idx) == len(w.co.out) {
+		return w.co.out
+	}
+	clear(w.batch)
+	w.batch = w.batch[:0]
+	for _, i := range idx {
+		w.batch = append(w.batch, w.co.out[i])
+	}
+	return w.batch
+}
+
+// durable marks the source records folded into co.out[idx] done.
+func (w *worker) durable(idx []int) {
+	if len(idx) == 0 {
+		return
+	}
+	w.seqs = w.seqs[:0]
+	for _, i := range idx {
+		w.seqs = w.co.owners[i].appendTo(w.seqs)
+	}
+	w.p.tracker.done(w.seqs...)
+	w.p.nWritten.Add(uint64(len(idx)))
+	w.p.metrics.written.Add(float64(len(idx)))
+	w.p.consecutiveDead.Store(0)
+}
+
+// deadLetter stores co.out[idx] as dead letters with the matching reasons,
+// and only then marks their source records done, so that a crash cannot
+// lose them.
+func (w *worker) deadLetter(ctx context.Context, idx []int, reasons []error) error {
+	if len(idx) == 0 {
+		return nil
+	}
+	if w.p.fatalErr() != nil {
+		// The pipeline is stopping, perhaps because too many records
+		// failed: leave these to be replayed rather than bury them.
+		return errAbandoned
+	}
+	now := time.Now()
+	letters := make([]state.DeadLetter, len(idx))
+	for k, i := range idx {
+		letters[k] = state.DeadLetter{
+			Pipeline: w.p.cfg.Name, Stage: stageWrite, Reason: reasons[k].Error(), Time: now, Record: w.co.out[i],
+		}
+	}
+	if err := w.p.putDeadLetters(ctx, letters); err != nil {
+		if ctx.Err() != nil {
+			return errAbandoned
+		}
+		return err
+	}
+	w.seqs = w.seqs[:0]
+	for _, i := range idx {
+		w.seqs = w.co.owners[i].appendTo(w.seqs)
+	}
+	w.p.tracker.done(w.seqs...)
+	w.p.deadLettered(stageWrite, letters)
+	return nil
+}
+
+// longerWait returns whichever of two retryable errors asks for the longer
+// wait; a nil a loses.
+func longerWait(a, b error) error {
+	if a == nil {
+		return b
+	}
+	wa, _ := change.RetryWait(a)
+	wb, _ := change.RetryWait(b)
+	if wb > wa {
+		return b
+	}
+	return a
+}
+
+// retryDelay is how long to wait before retry number attempt after err:
+// what the other side asked for, or else the backoff.
+func (p *Pipeline) retryDelay(err error, attempt int) time.Duration {
+	if d, ok := change.RetryWait(err); ok && d > 0 {
+		return d
+	}
+	return p.cfg.RetryBackoff.Wait(attempt)
+}
+
+// sleep waits for d, or returns ctx's error if ctx ends first.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
