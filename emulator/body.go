@@ -1,0 +1,227 @@
+package emulator
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+
+	"github.com/google/uuid"
+)
+
+// changeSet is a decoded request body: the columns it sets, in stored form.
+type changeSet struct {
+	vals  map[string]any // by column logical name; nil clears the column
+	id    *uuid.UUID     // primary id, when the body carries one
+	binds []pendingBind
+}
+
+// pendingBind is a "<nav>@odata.bind" whose target row is resolved before
+// the write takes its table lock.
+type pendingBind struct {
+	nav navProp
+	uri string
+}
+
+// readChanges decodes a create/update body for table d. Like Dataverse it
+// rejects unknown properties, values of the wrong type and out-of-range
+// values; it ignores read-only system columns and instance annotations.
+func readChanges(w http.ResponseWriter, r *http.Request, d *tableDef) (*changeSet, error) {
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
+			return nil, &apiError{http.StatusUnsupportedMediaType, codePayload,
+				fmt.Sprintf("The content type '%s' is not supported; use application/json.", ct)}
+		}
+	}
+	data, err := readBody(w, r)
+	if err != nil {
+		return nil, err
+	}
+	members, err := decodeObject(data, d.set)
+	if err != nil {
+		return nil, err
+	}
+	cs := &changeSet{vals: map[string]any{}}
+	for _, m := range members {
+		if err := cs.add(d, m.name, m.value); err != nil {
+			return nil, err
+		}
+	}
+	return cs, nil
+}
+
+type member struct {
+	name  string
+	value any
+}
+
+// decodeObject decodes a JSON object keeping member order, so that the first
+// problem in document order is the one reported.
+func decodeObject(data []byte, set string) ([]member, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	bad := func(err error) *apiError {
+		return errPayload(set, fmt.Sprintf("Invalid JSON. %v", err))
+	}
+	tok, err := dec.Token()
+	if err != nil {
+		return nil, bad(err)
+	}
+	if tok != json.Delim('{') {
+		return nil, errPayload(set, "An unexpected 'PrimitiveValue' node was found when reading from the JSON reader. A 'StartObject' node was expected.")
+	}
+	var members []member
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, bad(err)
+		}
+		name, _ := tok.(string)
+		var v any
+		if err := dec.Decode(&v); err != nil {
+			return nil, bad(err)
+		}
+		members = append(members, member{name, v})
+	}
+	if _, err := dec.Token(); err != nil {
+		return nil, bad(err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, bad(fmt.Errorf("unexpected data after the JSON object"))
+	}
+	return members, nil
+}
+
+func (cs *changeSet) add(d *tableDef, name string, raw any) error {
+	prop, annotation, annotated := strings.Cut(name, "@")
+	switch {
+	case annotated && prop == "":
+		// An instance annotation on the record itself.
+		if annotation == "odata.type" {
+			typ, _ := raw.(string)
+			if strings.TrimPrefix(typ, "#") != d.typeName() {
+				return errPayload(d.set, fmt.Sprintf("A type named '%v' could not be resolved by the model. When a model is available, each type name must resolve to a valid type.", raw))
+			}
+		}
+		return nil
+
+	case annotated && annotation == "odata.bind":
+		nav, ok := d.navs[prop]
+		if !ok {
+			return errPayload(d.set, fmt.Sprintf("An undeclared property '%s' which only has property annotations in the payload but no property value was found in the payload. In OData, only declared navigation properties and declared named streams can be represented as properties without values.", prop))
+		}
+		switch v := raw.(type) {
+		case nil:
+			cs.vals[nav.attr.name] = nil
+		case string:
+			cs.binds = append(cs.binds, pendingBind{nav: nav, uri: v})
+		default:
+			return errPayload(d.set, fmt.Sprintf("The value of the '%s' annotation must be a record URI.", name))
+		}
+		return nil
+
+	case annotated:
+		// Other property annotations (formatted values and the like) are
+		// informational and ignored, as the service does.
+		return nil
+	}
+
+	if nav, ok := d.navs[name]; ok {
+		switch raw.(type) {
+		case nil:
+			cs.vals[nav.attr.name] = nil
+			return nil
+		case map[string]any, []any:
+			return errNotImplemented("Deep insert")
+		}
+		return errPayload(d.set, fmt.Sprintf("A navigation property '%s' must be set with '%s@odata.bind'.", name, name))
+	}
+	a, ok := d.byProp[name]
+	if !ok {
+		return errPayload(d.set, fmt.Sprintf("The property '%s' does not exist on type '%s'. Make sure to only use property names that are defined by the type or mark the type as open type.", name, d.typeName()))
+	}
+	switch {
+	case a.typ == tLookup:
+		return errPayload(d.set, "CRM do not support direct update of Entity Reference properties, Use Navigation properties instead.")
+	case a.readOnly:
+		// createdon, modifiedon and versionnumber are maintained by the
+		// service; Dataverse ignores them in a request body.
+		return nil
+	}
+	v, err := decodeValue(d, a, raw)
+	if err != nil {
+		return err
+	}
+	if a.primaryID {
+		if v == nil {
+			return errPayload(d.set, fmt.Sprintf("The primary key '%s' cannot be null.", a.name))
+		}
+		id := v.(uuid.UUID)
+		cs.id = &id
+		return nil
+	}
+	cs.vals[a.name] = v
+	return nil
+}
+
+// resolveBinds turns each pending @odata.bind into a lookup value. It reads
+// the target tables under their own locks before the caller locks the table
+// it writes, so no goroutine ever holds two table locks.
+func (s *Server) resolveBinds(d *tableDef, cs *changeSet) error {
+	for _, b := range cs.binds {
+		set, pred, ok := parseRecordURI(b.uri)
+		if !ok {
+			return errPayload(d.set, fmt.Sprintf("The URI '%s' in '%s@odata.bind' is not a valid record URI.", b.uri, navName(b.nav)))
+		}
+		if set != b.nav.target.set {
+			return errPayload(d.set, fmt.Sprintf("The navigation property '%s' points at '%s', not at '%s'.", navName(b.nav), b.nav.target.set, set))
+		}
+		ts := s.byLogical[b.nav.target.logical]
+		key, err := parseRecordKey(ts.def, pred)
+		if err != nil {
+			return err
+		}
+		target := ts.lookup(key)
+		if target == nil {
+			if key.key == nil {
+				return errNotFoundByID(ts.def.logical, key.id.String())
+			}
+			return errNotFoundByKey(ts.def.logical)
+		}
+		cs.vals[b.nav.attr.name] = lookupRef{table: ts.def, id: target.id}
+	}
+	return nil
+}
+
+// resolveKeyLookups finds the table each lookup value of an alternate key in
+// a URL points at, so that an upsert creating the row can store it. A value
+// whose row exists in none of the targets stays unresolved; insert refuses it.
+func (s *Server) resolveKeyLookups(key recordKey) {
+	if key.key == nil {
+		return
+	}
+	for _, a := range key.key.attrs {
+		ref, ok := key.vals[a.name].(lookupRef)
+		if !ok {
+			continue
+		}
+		for _, target := range a.targets {
+			if s.byLogical[target.logical].lookup(recordKey{id: ref.id}) != nil {
+				key.vals[a.name] = lookupRef{table: target, id: ref.id}
+				break
+			}
+		}
+	}
+}
+
+func navName(n navProp) string {
+	for i, t := range n.attr.targets {
+		if t == n.target {
+			return n.attr.navs[i]
+		}
+	}
+	return n.attr.name
+}

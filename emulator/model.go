@@ -1,0 +1,249 @@
+package emulator
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/google/uuid"
+)
+
+// attrType is a column type as the emulator stores and validates it.
+type attrType int
+
+const (
+	tString attrType = iota
+	tMemo
+	tInteger
+	tBigInt
+	tDecimal
+	tDouble
+	tMoney
+	tBoolean
+	tDateTime
+	tDateOnly
+	tGUID
+	tPicklist
+	tLookup
+	tState
+	tStatus
+)
+
+var attrTypeNames = map[string]attrType{
+	"string": tString, "memo": tMemo, "integer": tInteger, "bigint": tBigInt,
+	"decimal": tDecimal, "double": tDouble, "money": tMoney, "boolean": tBoolean,
+	"datetime": tDateTime, "dateonly": tDateOnly, "uniqueidentifier": tGUID,
+	"picklist": tPicklist, "lookup": tLookup,
+	"state": tState, "status": tStatus,
+}
+
+// userTypeNames are the types a schema may declare, in documentation order.
+var userTypeNames = []string{
+	"string", "memo", "integer", "bigint", "decimal", "double", "money", "boolean",
+	"datetime", "dateonly", "uniqueidentifier", "picklist", "lookup",
+}
+
+// edmType is the CSDL type of the column's Web API property.
+func (t attrType) edmType() string {
+	switch t {
+	case tString, tMemo:
+		return "Edm.String"
+	case tInteger, tPicklist, tState, tStatus:
+		return "Edm.Int32"
+	case tBigInt:
+		return "Edm.Int64"
+	case tDecimal, tMoney:
+		return "Edm.Decimal"
+	case tDouble:
+		return "Edm.Double"
+	case tBoolean:
+		return "Edm.Boolean"
+	case tDateTime:
+		return "Edm.DateTimeOffset"
+	case tDateOnly:
+		return "Edm.Date"
+	default:
+		return "Edm.Guid"
+	}
+}
+
+// metadataName is the AttributeMetadata.AttributeType value.
+func (t attrType) metadataName() string {
+	return [...]string{
+		"String", "Memo", "Integer", "BigInt", "Decimal", "Double", "Money", "Boolean",
+		"DateTime", "DateTime", "Uniqueidentifier", "Picklist", "Lookup", "State", "Status",
+	}[t]
+}
+
+// attrDef is a compiled column.
+type attrDef struct {
+	name      string // logical name
+	prop      string // Web API property: name, or _name_value for lookups
+	typ       attrType
+	maxLength int
+	precision int
+	options   []int
+	targets   []*tableDef
+	navs      []string // navigation property per target (lookups)
+	primaryID bool
+	readOnly  bool // maintained by the emulator; ignored in request bodies
+	system    bool
+}
+
+// navProp is one single-valued navigation property of a lookup column.
+type navProp struct {
+	attr   *attrDef
+	target *tableDef
+}
+
+// keyDef is a compiled alternate key.
+type keyDef struct {
+	name       string
+	attrs      []*attrDef
+	metadataID uuid.UUID
+}
+
+// tableDef is a compiled table. It is immutable after New.
+type tableDef struct {
+	logical        string
+	set            string
+	primaryID      string
+	primaryName    string
+	changeTracking bool
+	metadataID     uuid.UUID
+	attrs          []*attrDef          // output order
+	byProp         map[string]*attrDef // by Web API property name
+	byName         map[string]*attrDef // by logical name
+	navs           map[string]navProp  // by navigation property name
+	keys           []*keyDef
+}
+
+// typeName is the entity type's qualified name used in OData messages.
+func (d *tableDef) typeName() string { return "Microsoft.Dynamics.CRM." + d.logical }
+
+// metadataNamespace seeds the deterministic MetadataId values, so that the
+// same schema always reports the same ids.
+var metadataNamespace = uuid.MustParse("6f0c1f0e-2a1b-4d5e-9c7a-3b8e4f1d2c60")
+
+// compileSchema validates s and builds the table definitions.
+func compileSchema(s *Schema) ([]*tableDef, error) {
+	if s == nil {
+		return nil, errors.New("emulator: nil schema")
+	}
+	if probs := validateSchema(s); len(probs) > 0 {
+		errs := make([]error, len(probs))
+		for i, p := range probs {
+			errs[i] = fmt.Errorf("schema: %s: %s", p.path, p.msg)
+		}
+		return nil, errors.Join(errs...)
+	}
+	byLogical := map[string]*tableDef{}
+	defs := make([]*tableDef, len(s.Tables))
+	for i, t := range s.Tables {
+		d := &tableDef{
+			logical:        t.LogicalName,
+			set:            t.EntitySet,
+			primaryID:      t.PrimaryID,
+			primaryName:    t.PrimaryName,
+			changeTracking: t.ChangeTracking,
+			metadataID:     uuid.NewSHA1(metadataNamespace, []byte("entity/"+t.LogicalName)),
+			byProp:         map[string]*attrDef{},
+			byName:         map[string]*attrDef{},
+			navs:           map[string]navProp{},
+		}
+		if d.primaryID == "" {
+			d.primaryID = t.LogicalName + "id"
+		}
+		defs[i] = d
+		byLogical[d.logical] = d
+	}
+	for i, t := range s.Tables {
+		d := defs[i]
+		d.add(&attrDef{name: d.primaryID, typ: tGUID, primaryID: true, system: true})
+		for _, a := range t.Attributes {
+			d.add(compileAttribute(a, byLogical))
+		}
+		d.add(&attrDef{name: "statecode", typ: tState, options: []int{0, 1}, system: true})
+		d.add(&attrDef{name: "statuscode", typ: tStatus, options: []int{1, 2}, system: true})
+		d.add(&attrDef{name: "createdon", typ: tDateTime, readOnly: true, system: true})
+		d.add(&attrDef{name: "modifiedon", typ: tDateTime, readOnly: true, system: true})
+		d.add(&attrDef{name: "versionnumber", typ: tBigInt, readOnly: true, system: true})
+		for _, k := range t.Keys {
+			kd := &keyDef{name: k.Name, metadataID: uuid.NewSHA1(metadataNamespace, []byte("key/"+t.LogicalName+"/"+k.Name))}
+			for _, name := range k.Attributes {
+				kd.attrs = append(kd.attrs, d.byName[name])
+			}
+			d.keys = append(d.keys, kd)
+		}
+	}
+	return defs, nil
+}
+
+func compileAttribute(a Attribute, tables map[string]*tableDef) *attrDef {
+	ad := &attrDef{name: a.Name, typ: attrTypeNames[a.Type], maxLength: a.MaxLength}
+	switch ad.typ {
+	case tString:
+		if ad.maxLength == 0 {
+			ad.maxLength = 100
+		}
+	case tMemo:
+		if ad.maxLength == 0 {
+			ad.maxLength = 2000
+		}
+	case tDecimal, tMoney, tDouble:
+		ad.precision = 2
+		if a.Precision != nil {
+			ad.precision = *a.Precision
+		}
+	case tPicklist:
+		ad.options = append([]int(nil), a.Options...)
+	case tLookup:
+		for _, target := range a.Targets {
+			ad.targets = append(ad.targets, tables[target])
+			nav := a.Name
+			if len(a.Targets) > 1 {
+				nav = a.Name + "_" + target
+			}
+			ad.navs = append(ad.navs, nav)
+		}
+	}
+	return ad
+}
+
+func (d *tableDef) add(a *attrDef) {
+	a.prop = a.name
+	if a.typ == tLookup {
+		a.prop = "_" + a.name + "_value"
+		for i, nav := range a.navs {
+			d.navs[nav] = navProp{attr: a, target: a.targets[i]}
+		}
+	}
+	d.attrs = append(d.attrs, a)
+	d.byProp[a.prop] = a
+	d.byName[a.name] = a
+}
+
+// keyFor returns the alternate key whose columns are exactly props (Web API
+// property names, in any order), or nil.
+func (d *tableDef) keyFor(props []string) *keyDef {
+	want := sortedKeyAttrs(props)
+	for _, k := range d.keys {
+		names := make([]string, len(k.attrs))
+		for i, a := range k.attrs {
+			names[i] = a.prop
+		}
+		if sortedKeyAttrs(names) == want {
+			return k
+		}
+	}
+	return nil
+}
+
+// attrList renders key columns for messages ("accountnumber, name").
+func (k *keyDef) attrList() string {
+	names := make([]string, len(k.attrs))
+	for i, a := range k.attrs {
+		names[i] = a.name
+	}
+	return strings.Join(names, ", ")
+}

@@ -1,0 +1,182 @@
+package emulator
+
+import (
+	"fmt"
+	"maps"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// row is one stored record. Rows are immutable once stored: a write replaces
+// the row, so a reader may keep a *row after releasing the table lock.
+type row struct {
+	id      uuid.UUID
+	version int64
+	vals    map[string]any // by column logical name, primary id and system columns included
+}
+
+// etag is the row's weak ETag, W/"<versionnumber>".
+func (r *row) etag() string { return fmt.Sprintf(`W/"%d"`, r.version) }
+
+// tableStore holds the rows of one table and the indexes of its alternate
+// keys. mu guards rows and idx: readers share it, a write holds it
+// exclusively from its existence checks until the row is stored, which makes
+// each write atomic and unique keys race-free. Tables lock independently.
+type tableStore struct {
+	def  *tableDef
+	mu   sync.RWMutex
+	rows map[uuid.UUID]*row
+	idx  []map[string]uuid.UUID // parallel to def.keys
+}
+
+func newTableStore(d *tableDef) *tableStore {
+	ts := &tableStore{def: d, rows: map[uuid.UUID]*row{}}
+	for range d.keys {
+		ts.idx = append(ts.idx, map[string]uuid.UUID{})
+	}
+	return ts
+}
+
+// indexKey renders the values of key k in vals; ok is false when a value is
+// null: such rows are not indexed and so never collide, as a filtered unique
+// index behaves.
+func indexKey(k *keyDef, vals map[string]any) (string, bool) {
+	parts := make([]string, len(k.attrs))
+	for i, a := range k.attrs {
+		v := vals[a.name]
+		if v == nil {
+			return "", false
+		}
+		parts[i] = indexPart(v)
+	}
+	return strings.Join(parts, "\x00"), true
+}
+
+// find returns the row k addresses, or nil. The caller holds mu.
+func (ts *tableStore) find(k recordKey) *row {
+	if k.key == nil {
+		return ts.rows[k.id]
+	}
+	for i, kd := range ts.def.keys {
+		if kd != k.key {
+			continue
+		}
+		ik, ok := indexKey(kd, k.vals)
+		if !ok {
+			return nil
+		}
+		if id, ok := ts.idx[i][ik]; ok {
+			return ts.rows[id]
+		}
+	}
+	return nil
+}
+
+// checkUnique reports an alternate key of vals that another row already
+// holds. The caller holds mu exclusively.
+func (ts *tableStore) checkUnique(vals map[string]any, self uuid.UUID) error {
+	for i, kd := range ts.def.keys {
+		ik, ok := indexKey(kd, vals)
+		if !ok {
+			continue
+		}
+		if id, taken := ts.idx[i][ik]; taken && id != self {
+			return errDuplicateKey(kd.name, kd.attrList())
+		}
+	}
+	return nil
+}
+
+// insert stores a new row with the given column values (nil values are
+// dropped). The caller holds mu exclusively.
+func (ts *tableStore) insert(id uuid.UUID, vals map[string]any, now time.Time, version int64) (*row, error) {
+	if _, exists := ts.rows[id]; exists {
+		return nil, errDuplicateID()
+	}
+	r := &row{id: id, version: version, vals: map[string]any{
+		ts.def.primaryID: id,
+		"statecode":      int64(0),
+		"statuscode":     int64(1),
+	}}
+	for k, v := range vals {
+		if v != nil {
+			r.vals[k] = v
+		}
+	}
+	r.vals[ts.def.primaryID] = id
+	r.vals["createdon"] = now
+	r.vals["modifiedon"] = now
+	r.vals["versionnumber"] = version
+	if err := ts.checkUnique(r.vals, id); err != nil {
+		return nil, err
+	}
+	ts.rows[id] = r
+	ts.index(r)
+	return r, nil
+}
+
+// update replaces old with a copy carrying changes (a nil value clears the
+// column). Every update counts as a write, even one that changes nothing,
+// as in Dataverse. The caller holds mu exclusively.
+func (ts *tableStore) update(old *row, changes map[string]any, now time.Time, version int64) (*row, error) {
+	r := &row{id: old.id, version: version, vals: maps.Clone(old.vals)}
+	for k, v := range changes {
+		if v == nil {
+			delete(r.vals, k)
+		} else {
+			r.vals[k] = v
+		}
+	}
+	r.vals["modifiedon"] = now
+	r.vals["versionnumber"] = version
+	if err := ts.checkUnique(r.vals, r.id); err != nil {
+		return nil, err
+	}
+	ts.unindex(old)
+	ts.rows[r.id] = r
+	ts.index(r)
+	return r, nil
+}
+
+// remove deletes r. The caller holds mu exclusively.
+func (ts *tableStore) remove(r *row) {
+	ts.unindex(r)
+	delete(ts.rows, r.id)
+}
+
+func (ts *tableStore) index(r *row) {
+	for i, kd := range ts.def.keys {
+		if ik, ok := indexKey(kd, r.vals); ok {
+			ts.idx[i][ik] = r.id
+		}
+	}
+}
+
+func (ts *tableStore) unindex(r *row) {
+	for i, kd := range ts.def.keys {
+		if ik, ok := indexKey(kd, r.vals); ok && ts.idx[i][ik] == r.id {
+			delete(ts.idx[i], ik)
+		}
+	}
+}
+
+// snapshot returns the current rows in no particular order.
+func (ts *tableStore) snapshot() []*row {
+	ts.mu.RLock()
+	defer ts.mu.RUnlock()
+	rows := make([]*row, 0, len(ts.rows))
+	for _, r := range ts.rows {
+		rows = append(rows, r)
+	}
+	return rows
+}
+
+// lookup returns the row k addresses, or nil, under a read lock.
+func (ts *tableStore) lookup(k recordKey) *row {
+	ts.mu.RLock()
+	defer ts.mu.RUnlock()
+	return ts.find(k)
+}
