@@ -1,0 +1,94 @@
+package postgres
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// Config configures a Source. The zero value of every optional field
+// selects its default.
+type Config struct {
+	// DSN is the libpq connection string or URL of the database. It is a
+	// secret: it may hold a password, and it never appears in errors or
+	// logs. The role needs the REPLICATION attribute, and ownership of the
+	// tables (or superuser) if the publication must be created or extended.
+	DSN string `yaml:"dsn" secret:"true"`
+	// Slot is the logical replication slot; it is created (with the
+	// pgoutput plugin) when missing. Default "dvsync".
+	Slot string `yaml:"slot"`
+	// Publication is the publication the slot streams; it is created for
+	// Tables when missing, and missing Tables are added to it. Default
+	// "dvsync".
+	Publication string `yaml:"publication"`
+	// Tables are the schema-qualified tables to capture, written as in
+	// SQL: public.customers, or "Sales"."Orders" for mixed case. Changes
+	// of other tables the publication may cover are ignored.
+	Tables []string `yaml:"tables"`
+	// StatusInterval is how often the source reports its confirmed
+	// position to the server (which lets the server recycle WAL), and the
+	// longest the server waits to hear from us. Default 10s; keep it well
+	// under the server's wal_sender_timeout.
+	StatusInterval time.Duration `yaml:"status_interval"`
+}
+
+// Defaults of Config's optional fields.
+const (
+	DefaultSlot           = "dvsync"
+	DefaultPublication    = "dvsync"
+	DefaultStatusInterval = 10 * time.Second
+)
+
+// withDefaults returns c with defaults in its zero fields.
+func (c Config) withDefaults() Config {
+	if c.Slot == "" {
+		c.Slot = DefaultSlot
+	}
+	if c.Publication == "" {
+		c.Publication = DefaultPublication
+	}
+	if c.StatusInterval == 0 {
+		c.StatusInterval = DefaultStatusInterval
+	}
+	return c
+}
+
+// Slot and publication names go into replication commands unquoted, so
+// they are restricted to what PostgreSQL accepts without quotes (slot
+// names allow exactly this set).
+var simpleName = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
+
+// Validate reports every problem of c at once, each naming its field.
+// Defaults are applied first, so empty optional fields are fine.
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	var errs []error
+	if c.DSN == "" {
+		errs = append(errs, errors.New("dsn: required"))
+	}
+	if !simpleName.MatchString(c.Slot) {
+		errs = append(errs, fmt.Errorf("slot: %q is not a valid slot name (lower-case letters, digits and underscores, at most 63)", c.Slot))
+	}
+	if !simpleName.MatchString(c.Publication) {
+		errs = append(errs, fmt.Errorf("publication: %q must be lower-case letters, digits and underscores, at most 63", c.Publication))
+	}
+	if len(c.Tables) == 0 {
+		errs = append(errs, errors.New("tables: at least one table is required"))
+	}
+	seen := map[string]bool{}
+	for i, t := range c.Tables {
+		switch {
+		case !strings.Contains(t, "."):
+			errs = append(errs, fmt.Errorf("tables[%d]: %q is not schema-qualified (write e.g. public.%s)", i, t, t))
+		case seen[t]:
+			errs = append(errs, fmt.Errorf("tables[%d]: %q is listed twice", i, t))
+		}
+		seen[t] = true
+	}
+	if c.StatusInterval < 0 {
+		errs = append(errs, fmt.Errorf("status_interval: %s is negative", c.StatusInterval))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,43 @@
+package postgres
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestConfigValidate(t *testing.T) {
+	ok := Config{DSN: "postgres://x@h/db", Tables: []string{"public.a", `"Sales"."Orders"`}}
+	if err := ok.Validate(); err != nil {
+		t.Fatalf("valid config: %v", err)
+	}
+	if d := ok.withDefaults(); d.Slot != "dvsync" || d.Publication != "dvsync" || d.StatusInterval != 10*time.Second {
+		t.Errorf("defaults: %+v", d)
+	}
+
+	bad := Config{
+		DSN:            "postgres://user:hunter2@h/db",
+		Slot:           "Bad-Slot",
+		Publication:    "p q",
+		Tables:         []string{"customers", "public.a", "public.a"},
+		StatusInterval: -time.Second,
+	}
+	err := bad.Validate()
+	if err == nil {
+		t.Fatal("invalid config passed")
+	}
+	for _, want := range []string{"slot:", "publication:", "tables[0]:", "tables[2]:", "status_interval:"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+	if strings.Contains(err.Error(), "hunter2") {
+		t.Errorf("error reveals the DSN's password:\n%v", err)
+	}
+	if err := (Config{}).Validate(); err == nil || !strings.Contains(err.Error(), "dsn: required") || !strings.Contains(err.Error(), "tables:") {
+		t.Errorf("empty config: %v", err)
+	}
+	if _, err := New(bad, nil); err == nil {
+		t.Error("New accepted an invalid config")
+	}
+}
