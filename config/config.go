@@ -1,0 +1,292 @@
+// Package config reads dvsync's daemon configuration file: where the state
+// lives, how to reach Dataverse, the source connections, which mapping files
+// to load and how the engine runs.
+//
+// The file is YAML with a version field. Load expands ${NAME} and
+// ${NAME:-default} in string values, decodes strictly (an unknown field is
+// an error, with a suggestion when it looks misspelt), applies defaults and
+// validates. Every problem names FILE:LINE and the field path, and all of
+// them are reported at once:
+//
+//	dvsync.yaml:4: log.fromat: unknown field (did you mean "format"?)
+//	dvsync.yaml:9: dataverse.auth.token: environment variable DATAVERSE_TOKEN is not set (write ${DATAVERSE_TOKEN:-default} to give a default)
+//	dvsync.yaml:14: connections.app.type: "kafka" is not supported yet (supported: postgres)
+//
+// Secrets (the Dataverse token, connection DSNs) are of type Secret, which
+// prints as "[redacted]"; neither they nor expanded values appear in errors.
+//
+// The package imports nothing else of dvsync but internal/yamlfile, the
+// strict decoder it shares with package mapping; the reference in
+// docs/config.md is tested against these types.
+package config
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/dvsync/dvsync/internal/yamlfile"
+)
+
+// Config is the daemon configuration. Load or Parse return a Config that
+// has its defaults applied and has been validated; a Config built in code
+// should start from Default and be checked with Validate.
+//
+// A Config is not modified by any method and may be read concurrently.
+type Config struct {
+	// Version of the file format; required, and only 1 is known.
+	Version int   `yaml:"version"`
+	Log     Log   `yaml:"log"`
+	HTTP    HTTP  `yaml:"http"`
+	State   State `yaml:"state"`
+	// Dataverse is the environment every mapping writes to.
+	Dataverse Dataverse `yaml:"dataverse"`
+	// Connections are the source systems, by the name mappings use to
+	// refer to them.
+	Connections map[string]Connection `yaml:"connections"`
+	// Mappings are glob patterns of mapping files, relative to the folder
+	// of the config file. Default: ["mappings/*.yaml"].
+	Mappings []string `yaml:"mappings"`
+	Engine   Engine   `yaml:"engine"`
+
+	// Path is the file the configuration was read from; relative mapping
+	// globs are resolved against its folder. Empty for a Config built in
+	// code, which resolves them against the working directory.
+	Path string `yaml:"-"`
+
+	// pos records where each field was written, for MappingFiles' errors.
+	pos yamlfile.Positions
+}
+
+// Log configures dvsync's own log output (log/slog).
+type Log struct {
+	// Level is the least severe level written: debug, info, warn or
+	// error. Default: info.
+	Level string `yaml:"level"`
+	// Format is text (logfmt-like key=value) or json. Default: text.
+	Format string `yaml:"format"`
+}
+
+// HTTP configures the health and metrics endpoint.
+type HTTP struct {
+	// Listen is the host:port to serve the health and metrics endpoints
+	// on; "" disables the server. Default: 127.0.0.1:8080.
+	Listen string `yaml:"listen"`
+}
+
+// State configures the embedded state store.
+type State struct {
+	// Path is the bbolt file holding positions and dead letters. A
+	// relative path is relative to the working directory, not to the
+	// config file, because config folders are often read-only (a mounted
+	// ConfigMap). Default: ./dvsync-state.db.
+	Path string `yaml:"path"`
+}
+
+// Dataverse says where and how to reach the Dataverse Web API.
+type Dataverse struct {
+	// URL is the environment's address, such as
+	// https://contoso.crm.dynamics.com, without /api/data. Required.
+	URL string `yaml:"url"`
+	// APIVersion is the Web API version, such as v9.2. Default: v9.2.
+	APIVersion string `yaml:"api_version"`
+	Auth       Auth   `yaml:"auth"`
+	// Concurrency is the most requests dvsync has in flight to Dataverse
+	// at once. Dataverse throttles above 52 per user. Default: 16.
+	Concurrency int `yaml:"concurrency"`
+}
+
+// Auth holds the credentials for Dataverse. Only a static bearer token is
+// supported so far.
+type Auth struct {
+	// Token is an OAuth bearer token for the Dataverse environment.
+	// Required.
+	Token Secret `yaml:"token"`
+}
+
+// Connection is one source system.
+type Connection struct {
+	// Type is the kind of system. Only postgres is supported so far.
+	Type string `yaml:"type"`
+	// DSN is the connection string, in any form the driver accepts
+	// (postgres://... URL or key=value). Required.
+	DSN Secret `yaml:"dsn"`
+	// Slot is the PostgreSQL logical replication slot. Default: dvsync.
+	Slot string `yaml:"slot"`
+	// Publication is the PostgreSQL publication naming the captured
+	// tables. Default: dvsync.
+	Publication string `yaml:"publication"`
+	// StatusInterval is how often the source reports its position to
+	// PostgreSQL even when idle, which keeps the connection alive and lets
+	// PostgreSQL recycle WAL. Default: 10s.
+	StatusInterval time.Duration `yaml:"status_interval"`
+}
+
+// Engine tunes the pipeline between sources and Dataverse.
+type Engine struct {
+	// Workers is how many keys are written in parallel; changes to one
+	// key always go through the same worker, in order. Default: 8.
+	Workers int `yaml:"workers"`
+	// BatchSize is the most records written in one request. Default: 500;
+	// at most 1000, the Dataverse $batch limit.
+	BatchSize int `yaml:"batch_size"`
+	// BatchWait is how long a worker waits for a batch to fill before
+	// writing what it has. Default: 20ms.
+	BatchWait time.Duration `yaml:"batch_wait"`
+	// MaxRetries is how often one write is retried after retryable
+	// failures before the pipeline stops; 0 retries forever. Default: 10.
+	MaxRetries int `yaml:"max_retries"`
+	// StopAfterFailures is how many consecutive records may be
+	// dead-lettered before the pipeline stops, since a run of them usually
+	// means a broken mapping rather than bad rows; 0 never stops.
+	// Default: 1000.
+	StopAfterFailures int `yaml:"stop_after_failures"`
+	// ShutdownTimeout bounds how long a stopping daemon drains in-flight
+	// writes and acks. Default: 30s.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+}
+
+// Default returns the configuration a file holding only "version: 1"
+// decodes to: every default applied, and the required fields
+// (dataverse.url, dataverse.auth.token, connections) still empty.
+func Default() *Config {
+	c := &Config{}
+	c.setDefaults()
+	c.Version = 1
+	return c
+}
+
+// setDefaults applies the defaults of every field that has one. Version has
+// none: a file must say which format it is written in.
+func (c *Config) setDefaults() {
+	c.Log = Log{Level: "info", Format: "text"}
+	c.HTTP = HTTP{Listen: "127.0.0.1:8080"}
+	c.State = State{Path: "./dvsync-state.db"}
+	c.Dataverse = Dataverse{APIVersion: "v9.2", Concurrency: 16}
+	c.Mappings = []string{"mappings/*.yaml"}
+	c.Engine = Engine{
+		Workers:           8,
+		BatchSize:         500,
+		BatchWait:         20 * time.Millisecond,
+		MaxRetries:        10,
+		StopAfterFailures: 1000,
+		ShutdownTimeout:   30 * time.Second,
+	}
+}
+
+// SetDefaults sets the fields that have defaults: Slot, Publication and
+// StatusInterval. Parse calls it for each entry of connections before
+// decoding the entry, so that a field absent from the file keeps its
+// default; a Connection built in code may call it first too.
+func (c *Connection) SetDefaults() {
+	c.Slot = "dvsync"
+	c.Publication = "dvsync"
+	c.StatusInterval = 10 * time.Second
+}
+
+// Load reads the config file at path with the process environment; see
+// Parse.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return Parse(data, path, os.LookupEnv)
+}
+
+// Parse decodes a config file's contents. path names the file in errors
+// and anchors relative mapping globs; env looks up variables for ${NAME}
+// expansion (nil means os.LookupEnv).
+//
+// Expansion applies to string values only, never to keys, and its result is
+// not expanded again. A variable that is unset and has no default is an
+// error. A value that came from a variable may stand for a number, boolean
+// or duration (workers: ${WORKERS:-8}); a literal string may not.
+//
+// On failure Parse returns nil and an error joining one *Problem per line.
+func Parse(data []byte, path string, env func(string) (string, bool)) (*Config, error) {
+	if env == nil {
+		env = os.LookupEnv
+	}
+	c := &Config{}
+	c.setDefaults()
+	pos, failed := yamlfile.Decode(data, path, env, c)
+	if pos == nil {
+		return nil, failed.Err()
+	}
+	c.Path = path
+	c.pos = pos
+	var invalid yamlfile.Problems
+	c.validate(&invalid)
+	invalid = invalid.Without(failed)
+	pos.Locate(path, invalid)
+	if all := append(failed, invalid...); len(all) > 0 {
+		return nil, all.Err()
+	}
+	return c, nil
+}
+
+// MappingFiles resolves the mapping globs, relative ones against the
+// folder of the config file, and returns the files they match: sorted,
+// each once, directories left out. A glob that matches no file is an error,
+// since a mapping that silently never loads is worse than one that fails.
+func (c *Config) MappingFiles() ([]string, error) {
+	dir := "."
+	if c.Path != "" {
+		dir = filepath.Dir(c.Path)
+	}
+	var files []string
+	var ps yamlfile.Problems
+	for i, glob := range c.Mappings {
+		path := fmt.Sprintf("mappings[%d]", i)
+		pattern := glob
+		if !filepath.IsAbs(pattern) {
+			pattern = filepath.Join(dir, pattern)
+		}
+		matches, err := filepath.Glob(pattern)
+		if err != nil {
+			ps.Add(path, "%q is not a valid glob", glob)
+			continue
+		}
+		n := 0
+		for _, m := range matches {
+			if fi, err := os.Stat(m); err == nil && fi.Mode().IsRegular() {
+				files = append(files, m)
+				n++
+			}
+		}
+		if n == 0 {
+			ps.Add(path, "%q matches no file (looked for %s)", glob, pattern)
+		}
+	}
+	if len(ps) > 0 {
+		c.pos.Locate(c.Path, ps)
+		return nil, ps.Err()
+	}
+	slices.Sort(files)
+	return slices.Compact(files), nil
+}
+
+// APIURL returns the base URL of the Web API, such as
+// https://contoso.crm.dynamics.com/api/data/v9.2/, with a trailing slash.
+func (d *Dataverse) APIURL() string {
+	return strings.TrimRight(d.URL, "/") + "/api/data/" + d.APIVersion + "/"
+}
+
+// SlogLevel returns Level as a slog.Level; an unknown level (which Validate
+// rejects) is Info.
+func (l *Log) SlogLevel() slog.Level {
+	switch l.Level {
+	case "debug":
+		return slog.LevelDebug
+	case "warn":
+		return slog.LevelWarn
+	case "error":
+		return slog.LevelError
+	}
+	return slog.LevelInfo
+}

@@ -1,0 +1,212 @@
+package config
+
+import (
+	"maps"
+	"net"
+	"net/url"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/dvsync/dvsync/internal/yamlfile"
+)
+
+// Problem is one problem with the configuration, as "FILE:LINE: PATH:
+// MESSAGE". The errors of Parse, MappingFiles and every Validate, and
+// those of Load once the file is read, join *Problem values; errors.As
+// finds the first.
+type Problem = yamlfile.Problem
+
+// Each Validate returns nil or an error joining one *Problem per problem,
+// with field paths relative to the value validated. Config.Validate names
+// the file and lines too when the Config came from Load or Parse.
+
+// Validate checks the whole configuration.
+func (c *Config) Validate() error {
+	var ps yamlfile.Problems
+	c.validate(&ps)
+	c.pos.Locate(c.Path, ps)
+	return ps.Err()
+}
+
+func (c *Config) validate(ps *yamlfile.Problems) {
+	switch c.Version {
+	case 0:
+		ps.Add("version", "required; write version: 1")
+	case 1:
+	default:
+		ps.Add("version", "unsupported version %d; this dvsync reads version 1", c.Version)
+	}
+	c.Log.validate(ps, "log")
+	c.HTTP.validate(ps, "http")
+	c.State.validate(ps, "state")
+	c.Dataverse.validate(ps, "dataverse")
+	if len(c.Connections) == 0 {
+		ps.Add("connections", "required: at least one connection for mappings to read from")
+	}
+	for _, name := range slices.Sorted(maps.Keys(c.Connections)) {
+		path := "connections." + name
+		if !connName.MatchString(name) {
+			ps.Add(path, "%q is not a valid connection name: use letters, digits, _ and -, starting with a letter or digit", name)
+		}
+		conn := c.Connections[name]
+		conn.validate(ps, path)
+	}
+	if len(c.Mappings) == 0 {
+		ps.Add("mappings", "required: at least one glob of mapping files")
+	}
+	for i, glob := range c.Mappings {
+		path := "mappings[" + strconv.Itoa(i) + "]"
+		if glob == "" {
+			ps.Add(path, "empty glob")
+		} else if _, err := filepath.Match(glob, ""); err != nil {
+			ps.Add(path, "%q is not a valid glob", glob)
+		}
+	}
+	c.Engine.validate(ps, "engine")
+}
+
+var connName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]*$`)
+
+// Validate checks the log settings.
+func (l *Log) Validate() error { return check(l.validate) }
+
+func (l *Log) validate(ps *yamlfile.Problems, path string) {
+	oneOf(ps, yamlfile.JoinPath(path, "level"), l.Level, "debug", "info", "warn", "error")
+	oneOf(ps, yamlfile.JoinPath(path, "format"), l.Format, "text", "json")
+}
+
+// Validate checks the HTTP settings.
+func (h *HTTP) Validate() error { return check(h.validate) }
+
+func (h *HTTP) validate(ps *yamlfile.Problems, path string) {
+	if h.Listen == "" {
+		return
+	}
+	path = yamlfile.JoinPath(path, "listen")
+	_, port, err := net.SplitHostPort(h.Listen)
+	if err != nil {
+		ps.Add(path, "%q is not host:port (write \"\" to disable the server)", h.Listen)
+		return
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		ps.Add(path, "%q has no valid port number", h.Listen)
+	}
+}
+
+// Validate checks the state settings.
+func (s *State) Validate() error { return check(s.validate) }
+
+func (s *State) validate(ps *yamlfile.Problems, path string) {
+	if s.Path == "" {
+		ps.Add(yamlfile.JoinPath(path, "path"), "required: the file to keep positions and dead letters in")
+	}
+}
+
+// Validate checks the Dataverse settings.
+func (d *Dataverse) Validate() error { return check(d.validate) }
+
+var apiVersion = regexp.MustCompile(`^v[0-9]+\.[0-9]+$`)
+
+func (d *Dataverse) validate(ps *yamlfile.Problems, path string) {
+	urlPath := yamlfile.JoinPath(path, "url")
+	if d.URL == "" {
+		ps.Add(urlPath, "required: the environment's address, such as https://contoso.crm.dynamics.com")
+	} else if u, err := url.Parse(d.URL); err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
+		ps.Add(urlPath, "%q is not an http or https URL with a host", d.URL)
+	} else {
+		switch {
+		case u.User != nil:
+			// The URL is logged; credentials belong in auth.
+			ps.Add(urlPath, "must not hold credentials; put the token in auth.token")
+		case u.RawQuery != "" || u.Fragment != "":
+			ps.Add(urlPath, "%q must not have a query or fragment", d.URL)
+		case strings.Contains(u.Path, "/api/data"):
+			ps.Add(urlPath, "%q must not include /api/data; dvsync adds it with api_version", d.URL)
+		}
+	}
+	if !apiVersion.MatchString(d.APIVersion) {
+		ps.Add(yamlfile.JoinPath(path, "api_version"), "%q is not a Web API version such as v9.2", d.APIVersion)
+	}
+	if d.Auth.Token == "" {
+		ps.Add(yamlfile.JoinPath(path, "auth.token"), "required: a bearer token, usually ${DATAVERSE_TOKEN}")
+	}
+	if d.Concurrency < 1 {
+		ps.Add(yamlfile.JoinPath(path, "concurrency"), "must be at least 1, got %d", d.Concurrency)
+	}
+}
+
+// Validate checks one connection.
+func (c *Connection) Validate() error { return check(c.validate) }
+
+// slotName is PostgreSQL's rule for replication slot names.
+var slotName = regexp.MustCompile(`^[a-z0-9_]{1,63}$`)
+
+func (c *Connection) validate(ps *yamlfile.Problems, path string) {
+	typePath := yamlfile.JoinPath(path, "type")
+	switch c.Type {
+	case "postgres":
+	case "":
+		ps.Add(typePath, "required (supported: postgres)")
+		return
+	case "sqlserver", "kafka", "dataverse":
+		ps.Add(typePath, "%q is not supported yet (supported: postgres)", c.Type)
+		return
+	default:
+		ps.Add(typePath, "unknown type %q %s", c.Type, yamlfile.Hint(c.Type, []string{"postgres"}))
+		return
+	}
+	if c.DSN == "" {
+		ps.Add(yamlfile.JoinPath(path, "dsn"), "required: the connection string, usually ${PG_DSN}")
+	}
+	if !slotName.MatchString(c.Slot) {
+		ps.Add(yamlfile.JoinPath(path, "slot"), "%q is not a replication slot name: 1 to 63 lower-case letters, digits and _", c.Slot)
+	}
+	if c.Publication == "" || len(c.Publication) > 63 {
+		ps.Add(yamlfile.JoinPath(path, "publication"), "must be 1 to 63 bytes long")
+	}
+	if c.StatusInterval <= 0 {
+		ps.Add(yamlfile.JoinPath(path, "status_interval"), "must be positive, got %s", c.StatusInterval)
+	}
+}
+
+// Validate checks the engine settings.
+func (e *Engine) Validate() error { return check(e.validate) }
+
+func (e *Engine) validate(ps *yamlfile.Problems, path string) {
+	if e.Workers < 1 {
+		ps.Add(yamlfile.JoinPath(path, "workers"), "must be at least 1, got %d", e.Workers)
+	}
+	if e.BatchSize < 1 || e.BatchSize > 1000 {
+		ps.Add(yamlfile.JoinPath(path, "batch_size"), "must be between 1 and 1000 (the Dataverse $batch limit), got %d", e.BatchSize)
+	}
+	if e.BatchWait < 0 {
+		ps.Add(yamlfile.JoinPath(path, "batch_wait"), "must not be negative, got %s", e.BatchWait)
+	}
+	if e.MaxRetries < 0 {
+		ps.Add(yamlfile.JoinPath(path, "max_retries"), "must not be negative (0 retries forever), got %d", e.MaxRetries)
+	}
+	if e.StopAfterFailures < 0 {
+		ps.Add(yamlfile.JoinPath(path, "stop_after_failures"), "must not be negative (0 never stops), got %d", e.StopAfterFailures)
+	}
+	if e.ShutdownTimeout <= 0 {
+		ps.Add(yamlfile.JoinPath(path, "shutdown_timeout"), "must be positive, got %s", e.ShutdownTimeout)
+	}
+}
+
+// check runs a validate method on the value's own root.
+func check(validate func(*yamlfile.Problems, string)) error {
+	var ps yamlfile.Problems
+	validate(&ps, "")
+	return ps.Err()
+}
+
+// oneOf checks that v is one of the allowed values.
+func oneOf(ps *yamlfile.Problems, path, v string, allowed ...string) {
+	if slices.Contains(allowed, v) {
+		return
+	}
+	ps.Add(path, "%q is not one of: %s", v, strings.Join(allowed, ", "))
+}
