@@ -1,0 +1,20 @@
+// Package odataclient is a small client for the Microsoft Dataverse Web API
+// (OData v4): create, update, upsert and delete by primary or alternate key,
+// retrieve, paged queries and table metadata.
+//
+// It follows the shape of a protocol library rather than an SDK. It starts
+// no goroutines, never retries, never logs and never sleeps: every method
+// makes exactly one HTTP request under the caller's context and returns
+// either the decoded answer or an error. Retry policy, throttling back-off
+// and concurrency limits belong to the caller, which is why every non-2xx
+// answer comes back as an *Error carrying the status, the Dataverse error
+// code and any Retry-After the service asked for.
+//
+// A Client is safe for concurrent use by multiple goroutines. It keeps no
+// cookies, so the service's server-affinity cookie is never sent back and
+// parallel requests spread over the service's web servers, each of which
+// applies its own service protection limits.
+//
+// The bearer token is sent only to the host of Options.BaseURL and never
+// appears in an error.
+package odataclient
