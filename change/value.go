@@ -21,19 +21,24 @@ const (
 	KindUnchanged Kind = iota
 	// KindNull is SQL NULL.
 	KindNull
+	// KindText is a string of text.
 	KindText
+	// KindInt is a 64-bit signed integer.
 	KindInt
 	// KindFloat is an IEEE 754 double. Exact numbers use KindDecimal.
 	KindFloat
 	// KindDecimal is an exact decimal number kept as its canonical text,
 	// so numeric(38,10) survives without float loss.
 	KindDecimal
+	// KindBool is true or false.
 	KindBool
 	// KindTimestamp is an instant with its original zone offset.
 	KindTimestamp
 	// KindDate is a calendar date without a time of day.
 	KindDate
+	// KindUUID is a 16-byte UUID.
 	KindUUID
+	// KindBytes is binary data.
 	KindBytes
 	// KindJSON is a JSON document kept as its text.
 	KindJSON

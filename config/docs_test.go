@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -85,7 +86,7 @@ func TestDocExamplesParse(t *testing.T) {
 func inPage(err error, blockLine int) error {
 	if joined, ok := err.(interface{ Unwrap() []error }); ok {
 		for _, e := range joined.Unwrap() {
-			if p, ok := e.(*Problem); ok && p.Line > 0 {
+			if p := (*Problem)(nil); errors.As(e, &p) && p.Line > 0 {
 				p.Line += blockLine - 1
 			}
 		}

@@ -74,7 +74,8 @@ type Stats struct {
 	LastAck time.Time
 	// InFlight counts records read and not yet passed by the ack watermark.
 	InFlight int
-	// Running is true while Run is running.
+	// Running is true from the moment the source is open (it is capturing
+	// changes) until Run returns.
 	Running bool
 }
 
@@ -144,9 +145,6 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	if !p.started.CompareAndSwap(false, true) {
 		return errors.New("engine: Run called more than once")
 	}
-	p.running.Store(true)
-	defer p.running.Store(false)
-
 	from, err := p.st.Position(ctx, p.cfg.Name)
 	if err != nil {
 		err = fmt.Errorf("engine: load position of pipeline %q: %w", p.cfg.Name, err)
@@ -156,6 +154,10 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		err = fmt.Errorf("engine: open source: %w", err)
 		return errors.Join(err, p.closeSink(ctx))
 	}
+	// Running only from here: readiness must mean the source is capturing,
+	// so that a change committed after it is never missed.
+	p.running.Store(true)
+	defer p.running.Store(false)
 	p.log.Info("pipeline started", "resumed", from != nil, "workers", len(p.workers))
 
 	runCtx, stopRun := context.WithCancelCause(ctx)

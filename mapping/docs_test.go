@@ -1,6 +1,7 @@
 package mapping
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -44,7 +45,7 @@ func yamlBlocks(t *testing.T, page string) (blocks []string, lines []int) {
 func inPage(err error, blockLine int) error {
 	if joined, ok := err.(interface{ Unwrap() []error }); ok {
 		for _, e := range joined.Unwrap() {
-			if p, ok := e.(*Problem); ok && p.Line > 0 {
+			if p := (*Problem)(nil); errors.As(e, &p) && p.Line > 0 {
 				p.File = docPath
 				p.Line += blockLine - 1
 			}

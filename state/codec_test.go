@@ -24,7 +24,7 @@ func valuesOfEveryKind() []change.Value {
 		change.Int(0),
 		change.Int(math.MinInt64),
 		change.Int(math.MaxInt64),
-		change.Float(-0.0),
+		change.Float(math.Copysign(0, -1)),
 		change.Float(math.Inf(1)),
 		change.Float(math.Float64frombits(0x7ff8000000000123)), // NaN with a payload
 		change.Float(0.1),

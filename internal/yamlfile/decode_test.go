@@ -57,6 +57,7 @@ by_name:
 }
 
 func TestDecodeReportsEveryProblem(t *testing.T) {
+	//nolint:misspell // the typo is the input under test
 	data := `nmae: x
 count: 300
 on: "yes"
@@ -71,6 +72,7 @@ by_name:
 	if pos == nil {
 		t.Fatalf("nil positions for a YAML document: %v", ps.Err())
 	}
+	//nolint:misspell // the typo is the input under test
 	want := strings.Join([]string{
 		`d.yaml:1: nmae: unknown field (did you mean "name"?)`,
 		`d.yaml:2: count: 300 is out of range`,

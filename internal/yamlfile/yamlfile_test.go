@@ -20,7 +20,7 @@ func TestProblemText(t *testing.T) {
 			t.Errorf("%+v: got %q, want %q", tt.p, got, tt.want)
 		}
 	}
-	var err error = Problems{{Line: 2, Msg: "b"}, {Line: 1, Msg: "a"}}.Err()
+	err := Problems{{Line: 2, Msg: "b"}, {Line: 1, Msg: "a"}}.Err()
 	if err.Error() != "a\nb" {
 		t.Errorf("joined problems = %q, want line order", err)
 	}

@@ -1,0 +1,45 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/dvsync/dvsync/config"
+	"github.com/dvsync/dvsync/mapping"
+)
+
+// loadAll reads the config file and every mapping it names, and checks
+// that they agree with each other. It connects to nothing.
+func loadAll(path string) (*config.Config, *mapping.Set, error) {
+	cfg, err := config.Load(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	files, err := cfg.MappingFiles()
+	if err != nil {
+		return nil, nil, err
+	}
+	ms, err := mapping.LoadFiles(files)
+	if err != nil {
+		return nil, nil, err
+	}
+	set, err := mapping.Compile(ms)
+	if err != nil {
+		return nil, nil, err
+	}
+	var errs []error
+	for _, name := range set.Connections() {
+		conn, ok := cfg.Connections[name]
+		if !ok {
+			errs = append(errs, fmt.Errorf("%s: a mapping uses connection %q, which connections: does not define", cfg.Path, name))
+			continue
+		}
+		if _, ok := sourceFactories[conn.Type]; !ok {
+			errs = append(errs, fmt.Errorf("%s: connections.%s.type: %q sources are not supported yet", cfg.Path, name, conn.Type))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, nil, err
+	}
+	return cfg, set, nil
+}
