@@ -5,20 +5,26 @@
 //
 //	version: 1
 //	source: {connection: app, table: public.customers}
-//	dataverse: {table: account}
+//	dataverse: {table: account, entity_set: accounts}
 //	key: {alternate_key: [accountnumber]}
+//	filter: 'region == "EU"'
 //	columns:
 //	  - {source: id, target: accountnumber, type: string}
-//	  - {source: name, target: name}
+//	  - {expr: 'first + " " + last', target: name}
+//	  - {source: tier, target: customertypecode, choices: {values: {gold: 1}}}
+//	  - {source: parent_id, target: parentaccountid, type: string,
+//	     lookup: {table: account, key: accountnumber}}
 //
 // Parse and LoadFiles decode strictly and validate; every problem names
 // FILE:LINE and the field path, and all of them are reported at once.
-// Compile turns the mappings into a Set, whose Mappers rename, convert and
-// key records on the hot path without reflection.
+// Compile compiles the expressions (github.com/expr-lang/expr), converts
+// constants and defaults, resolves lookups' entity sets, and builds a Set,
+// whose Mappers map records to Dataverse (Map) and back (MapToSource) on
+// the hot path without reflection or parsing.
 //
-// The package imports only change and internal/yamlfile, the strict
-// decoder it shares with package config; the reference in docs/mapping.md
-// is tested against these types.
+// The package imports only change, internal/yamlfile (the strict decoder
+// it shares with package config), expr and uuid; the reference in
+// docs/mapping.md is tested against these types.
 package mapping
 
 import (
@@ -26,8 +32,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -45,15 +49,21 @@ type Mapping struct {
 	Name      string    `yaml:"name"`
 	Source    Source    `yaml:"source"`
 	Dataverse Dataverse `yaml:"dataverse"`
-	// Direction is which way changes flow. Default: to-dataverse, the only
-	// direction supported so far.
+	// Direction is which way changes flow. Default: to-dataverse.
 	Direction Direction `yaml:"direction"`
 	Key       Key       `yaml:"key"`
+	// Filter is a boolean expression over the source row; rows for which
+	// it is false are not synced, and a row that stops matching is
+	// handled as a delete. Optional: every row syncs.
+	Filter string `yaml:"filter"`
 	// Columns are the columns written, in the order given. Source columns
 	// not listed are not synced.
 	Columns []Column `yaml:"columns"`
 	// Deletes says what a source delete does. Default: delete.
 	Deletes Deletes `yaml:"deletes"`
+	// Soft says how a soft delete marks the Dataverse row; required with
+	// deletes: soft, and only allowed with it.
+	Soft Soft `yaml:"soft"`
 
 	// File is the file the mapping was read from, as named to Parse.
 	File string `yaml:"-"`
@@ -82,36 +92,157 @@ type Dataverse struct {
 	EntitySet string `yaml:"entity_set"`
 }
 
-// Key says how a source row finds its Dataverse row.
+// Key says how a source row finds its Dataverse row: by an alternate key,
+// or by the row's primary id. Exactly one of AlternateKey and ID is given.
 type Key struct {
 	// AlternateKey lists the attributes of a Dataverse alternate key, in
-	// the key's order. Each must be the target of a column. Required.
+	// the key's order. Each must be the target of a source column.
 	AlternateKey []string `yaml:"alternate_key"`
+	// ID addresses rows by their primary id attribute instead.
+	ID ID `yaml:"id"`
 }
 
-// Column maps one source column to one Dataverse attribute.
+// ID gives the Dataverse primary id of a source row: derived from the
+// source key (UUID5) or read from a source column (Column). Exactly one of
+// them is given.
+type ID struct {
+	// UUID5 derives the id from the record's source key.
+	UUID5 UUID5 `yaml:"uuid5"`
+	// Column is a source column holding the Dataverse id (a UUID, or text
+	// holding one).
+	Column string `yaml:"column"`
+	// Attribute is the primary id attribute's logical name. Default: the
+	// table's logical name followed by "id", as Dataverse names it.
+	Attribute string `yaml:"attribute"`
+}
+
+// UUID5 derives ids as name-based UUIDs (RFC 9562 version 5).
+type UUID5 struct {
+	// Namespace is the mapping's namespace UUID. Two mappings that share
+	// one give equal source keys equal ids.
+	Namespace string `yaml:"namespace"`
+}
+
+func (id ID) given() bool { return id.UUID5.Namespace != "" || id.Column != "" || id.Attribute != "" }
+
+// Column maps one value to one Dataverse attribute. The value comes from
+// exactly one of Source, Expr and Constant.
 type Column struct {
-	// Source is the source column's name. Required.
+	// Source is the source column's name.
 	Source string `yaml:"source"`
-	// Target is the Dataverse attribute's logical name. Required.
+	// Expr computes the value from the source row, in the expr language.
+	Expr string `yaml:"expr"`
+	// Constant is written on every upsert, converted to Type.
+	Constant string `yaml:"constant"`
+	// Default replaces a NULL value before it is converted.
+	Default string `yaml:"default"`
+	// Target is the Dataverse attribute's logical name, or for a lookup
+	// the single-valued navigation property's name. Required.
 	Target string `yaml:"target"`
 	// Type is the Dataverse attribute type the value is converted to.
 	// Optional: without it the value is passed on as the source typed it.
 	Type AttributeType `yaml:"type"`
+	// Direction narrows the mapping's direction for this column.
+	// Default: the mapping's, or to-dataverse for computed and lookup
+	// columns, which cannot flow back.
+	Direction Direction `yaml:"direction"`
+	// Choices maps source values to option values.
+	Choices Choices `yaml:"choices"`
+	// Lookup makes the column a lookup to a parent row.
+	Lookup Lookup `yaml:"lookup"`
 }
 
-// Direction is which way a mapping syncs.
+// Choices maps source values to the option values of a Dataverse choice
+// (option set) or multi-select choice column, and back.
+type Choices struct {
+	// Values maps a source value, as text, to its option value. Required.
+	Values map[string]int `yaml:"values"`
+	// Unmapped says what a value missing from Values does. Default: error.
+	Unmapped Unmapped `yaml:"unmapped"`
+	// Default is the option value written for an unmapped value under
+	// unmapped: default.
+	Default string `yaml:"default"`
+	// Multi makes the column a multi-select choice: the source value is a
+	// list of values, as a JSON array or as text split at Separator.
+	Multi bool `yaml:"multi"`
+	// Separator splits a text value of a multi-select column. Default: ",".
+	Separator string `yaml:"separator"`
+}
+
+func (c Choices) given() bool {
+	return c.Values != nil || c.Unmapped != "" || c.Default != "" || c.Multi || c.Separator != ""
+}
+
+// Unmapped is the policy for a source value that Choices.Values lacks.
+type Unmapped string
+
+// The unmapped-value policies.
+const (
+	// UnmappedError fails the record; it goes to the dead letters.
+	UnmappedError Unmapped = "error"
+	// UnmappedDefault writes Choices.Default.
+	UnmappedDefault Unmapped = "default"
+	// UnmappedSkip leaves the column out of the write.
+	UnmappedSkip Unmapped = "skip"
+)
+
+// Lookup binds a Dataverse lookup column to the parent row that a source
+// foreign key names: by the parent's alternate key (Key), or by its
+// primary id (ID). Exactly one of Key and ID is given.
+type Lookup struct {
+	// Table is the parent's Dataverse logical name. Required.
+	Table string `yaml:"table"`
+	// Key is the attribute of the parent's alternate key that the foreign
+	// key holds.
+	Key string `yaml:"key"`
+	// ID addresses the parent by its primary id: derived from the foreign
+	// key as the parent's mapping derives it (uuid5), or held by the
+	// foreign key (column).
+	ID LookupID `yaml:"id"`
+	// EntitySet is the parent's entity set. Default: the one given by the
+	// mapping of the parent table.
+	EntitySet string `yaml:"entity_set"`
+}
+
+func (l Lookup) given() bool { return l.Table != "" || l.Key != "" || l.ID != "" || l.EntitySet != "" }
+
+// LookupID is how a lookup finds its parent's primary id.
+type LookupID string
+
+// The ways a lookup finds its parent's id.
+const (
+	// LookupUUID5 derives it from the foreign key, in the namespace of the
+	// parent's mapping's key.id.uuid5.
+	LookupUUID5 LookupID = "uuid5"
+	// LookupColumn takes it from the foreign key, which holds it.
+	LookupColumn LookupID = "column"
+)
+
+// Soft says how a soft delete marks a Dataverse row; at least one field is
+// given.
+type Soft struct {
+	// Set gives attributes and the option values they are set to, such as
+	// statecode: 1 and statuscode: 2 to deactivate the row.
+	Set map[string]int `yaml:"set"`
+	// Column is a boolean attribute set to true by a delete and false by
+	// every upsert.
+	Column string `yaml:"column"`
+}
+
+// Direction is which way a mapping or column syncs.
 type Direction string
 
 const (
 	// ToDataverse syncs source changes into Dataverse.
 	ToDataverse Direction = "to-dataverse"
-	// FromDataverse syncs Dataverse changes into the source. Not supported
-	// yet.
+	// FromDataverse syncs Dataverse changes into the source.
 	FromDataverse Direction = "from-dataverse"
-	// Both syncs both ways. Not supported yet.
+	// Both syncs both ways.
 	Both Direction = "both"
 )
+
+func (d Direction) toDataverse() bool   { return d == ToDataverse || d == Both }
+func (d Direction) fromDataverse() bool { return d == FromDataverse || d == Both }
 
 // Deletes is what a source delete does to the Dataverse row.
 type Deletes string
@@ -121,6 +252,8 @@ const (
 	DeletesDelete Deletes = "delete"
 	// DeletesIgnore keeps the Dataverse row; the delete is dropped.
 	DeletesIgnore Deletes = "ignore"
+	// DeletesSoft keeps the Dataverse row and marks it as Soft says.
+	DeletesSoft Deletes = "soft"
 )
 
 // setDefaults applies the defaults of every field that has one. Name's
@@ -209,108 +342,6 @@ func (m *Mapping) locate(ps yamlfile.Problems) {
 	}
 }
 
-var (
-	mappingName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
-	// Dataverse logical names are lower case; customisation prefixes such
-	// as cr8a1_ are part of them.
-	logicalName = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
-	setName     = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-)
-
-func (m *Mapping) validate(ps *yamlfile.Problems) {
-	switch m.Version {
-	case 0:
-		ps.Add("version", "required; write version: 1")
-	case 1:
-	default:
-		ps.Add("version", "unsupported version %d; this dvsync reads version 1", m.Version)
-	}
-	if m.Name == "" {
-		ps.Add("name", "required")
-	} else if !mappingName.MatchString(m.Name) {
-		ps.Add("name", "%q is not a valid name: use letters, digits, _, . and -", m.Name)
-	}
-	if m.Source.Connection == "" {
-		ps.Add("source.connection", "required: a name under connections: in the daemon config")
-	}
-	schema, table, qualified := strings.Cut(m.Source.Table, ".")
-	switch {
-	case m.Source.Table == "":
-		ps.Add("source.table", "required: a schema-qualified table such as public.customers")
-	case !qualified || schema == "" || table == "":
-		ps.Add("source.table", "%q is not schema-qualified; write it as schema.table, such as public.%s", m.Source.Table, m.Source.Table)
-	}
-	if m.Dataverse.Table == "" {
-		ps.Add("dataverse.table", "required: the table's logical name, such as account")
-	} else if !logicalName.MatchString(m.Dataverse.Table) {
-		ps.Add("dataverse.table", "%q is not a logical name (lower-case letters, digits and _)", m.Dataverse.Table)
-	}
-	if m.Dataverse.EntitySet != "" && !setName.MatchString(m.Dataverse.EntitySet) {
-		ps.Add("dataverse.entity_set", "%q is not an entity set name (letters, digits and _)", m.Dataverse.EntitySet)
-	}
-	switch m.Direction {
-	case ToDataverse:
-	case FromDataverse, Both:
-		ps.Add("direction", "%q is not supported yet (supported: %s)", m.Direction, ToDataverse)
-	default:
-		ps.Add("direction", "%q is not one of: %s, %s, %s", m.Direction, ToDataverse, FromDataverse, Both)
-	}
-	switch m.Deletes {
-	case DeletesDelete, DeletesIgnore:
-	default:
-		ps.Add("deletes", "%q is not one of: %s, %s", m.Deletes, DeletesDelete, DeletesIgnore)
-	}
-	m.validateColumns(ps)
-}
-
-func (m *Mapping) validateColumns(ps *yamlfile.Problems) {
-	if len(m.Columns) == 0 {
-		ps.Add("columns", "required: at least one column")
-	}
-	targets := map[string]int{}
-	for i, c := range m.Columns {
-		path := "columns[" + strconv.Itoa(i) + "]"
-		if c.Source == "" {
-			ps.Add(path+".source", "required: the source column's name")
-		}
-		switch {
-		case c.Target == "":
-			ps.Add(path+".target", "required: the Dataverse attribute's logical name")
-		case !logicalName.MatchString(c.Target):
-			ps.Add(path+".target", "%q is not a logical name (lower-case letters, digits and _)", c.Target)
-		default:
-			if j, dup := targets[c.Target]; dup {
-				ps.Add(path+".target", "%q is already the target of columns[%d]", c.Target, j)
-			} else {
-				targets[c.Target] = i
-			}
-		}
-		if c.Type != "" && !slices.Contains(attributeTypes, c.Type) {
-			ps.Add(path+".type", "unknown type %q %s", c.Type, yamlfile.Hint(string(c.Type), typeNames()))
-		}
-	}
-	keys := m.Key.AlternateKey
-	if len(keys) == 0 {
-		ps.Add("key.alternate_key", "required: the attributes of a Dataverse alternate key")
-	}
-	if len(keys) > maxKeyColumns {
-		ps.Add("key.alternate_key", "has %d attributes; an alternate key has at most %d", len(keys), maxKeyColumns)
-	}
-	for i, k := range keys {
-		path := "key.alternate_key[" + strconv.Itoa(i) + "]"
-		if _, ok := targets[k]; !ok {
-			ps.Add(path, "%q is not the target of any column; map the source column that holds it", k)
-		}
-		if j := slices.Index(keys, k); j < i {
-			ps.Add(path, "%q is listed twice", k)
-		}
-	}
-}
-
-// maxKeyColumns bounds an alternate key's attributes. Dataverse allows 16;
-// the mapper tracks found key columns in a 64-bit mask.
-const maxKeyColumns = 16
-
 // crossCheck reports the problems between mappings that are each valid on
 // their own.
 func crossCheck(ms []*Mapping, ps *yamlfile.Problems) {
@@ -321,6 +352,7 @@ func crossCheck(ms []*Mapping, ps *yamlfile.Problems) {
 	tables := map[[2]string]first{}
 	names := map[string]first{}
 	sets := map[string]first{}
+	back := map[[2]string]first{}
 	at := func(f first) string { return f.m.File + ":" + strconv.Itoa(f.m.lineOf(f.path)) }
 	for _, m := range ms {
 		var mine yamlfile.Problems
@@ -340,6 +372,14 @@ func crossCheck(ms []*Mapping, ps *yamlfile.Problems) {
 				mine.Add("dataverse.entity_set", "%q differs from %q given for %s by %s", set, f.m.Dataverse.EntitySet, m.Dataverse.Table, at(f))
 			} else if !dup {
 				sets[m.Dataverse.Table] = first{m, "dataverse.entity_set"}
+			}
+		}
+		if m.Direction.fromDataverse() {
+			key := [2]string{m.Source.Connection, m.Dataverse.Table}
+			if f, dup := back[key]; dup {
+				mine.Add("dataverse.table", "%s is already mapped back to connection %s by %s", m.Dataverse.Table, m.Source.Connection, at(f))
+			} else {
+				back[key] = first{m, "dataverse.table"}
 			}
 		}
 		m.locate(mine)

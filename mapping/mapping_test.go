@@ -69,7 +69,7 @@ source:
   table: customers
 dataverse:
   table: Account
-direction: both
+direction: sideways
 key:
   alternate_key: [accountnumber, code, code]
 columns:
@@ -77,13 +77,13 @@ columns:
   - {source: name, target: name}
   - {source: email, tagret: emailaddress1}
   - {source: mail, target: name}
-deletes: soft
+deletes: hard
 `
 	_, err := Parse([]byte(data), "mappings/customers.yaml")
 	want := []string{
 		`mappings/customers.yaml:4: source.table: "customers" is not schema-qualified; write it as schema.table, such as public.customers`,
 		`mappings/customers.yaml:6: dataverse.table: "Account" is not a logical name (lower-case letters, digits and _)`,
-		`mappings/customers.yaml:7: direction: "both" is not supported yet (supported: to-dataverse)`,
+		`mappings/customers.yaml:7: direction: "sideways" is not one of: to-dataverse, from-dataverse, both`,
 		`mappings/customers.yaml:9: key.alternate_key[1]: "code" is not the target of any column; map the source column that holds it`,
 		`mappings/customers.yaml:9: key.alternate_key[2]: "code" is not the target of any column; map the source column that holds it`,
 		`mappings/customers.yaml:9: key.alternate_key[2]: "code" is listed twice`,
@@ -91,20 +91,21 @@ deletes: soft
 		`mappings/customers.yaml:13: columns[2].tagret: unknown field (did you mean "target"?)`,
 		`mappings/customers.yaml:13: columns[2].target: required: the Dataverse attribute's logical name`,
 		`mappings/customers.yaml:14: columns[3].target: "name" is already the target of columns[1]`,
-		`mappings/customers.yaml:15: deletes: "soft" is not one of: delete, ignore`,
+		`mappings/customers.yaml:15: deletes: "hard" is not one of: delete, ignore, soft`,
 	}
 	if err == nil || err.Error() != strings.Join(want, "\n") {
 		t.Errorf("got:\n%v\nwant:\n%s", err, strings.Join(want, "\n"))
 	}
 }
 
-func TestParseSupportOnlyToDataverse(t *testing.T) {
+func TestParseDirections(t *testing.T) {
 	for dir, want := range map[string]string{
-		"from-dataverse": `m.yaml:14: direction: "from-dataverse" is not supported yet (supported: to-dataverse)`,
+		"from-dataverse": "",
+		"both":           "",
 		"sideways":       `m.yaml:14: direction: "sideways" is not one of: to-dataverse, from-dataverse, both`,
 	} {
-		_, err := Parse([]byte(customers+"direction: "+dir+"\n"), "m.yaml")
-		if err == nil || err.Error() != want {
+		m, err := Parse([]byte(customers+"direction: "+dir+"\n"), "m.yaml")
+		if want == "" && (err != nil || m.Direction != Direction(dir)) || want != "" && (err == nil || err.Error() != want) {
 			t.Errorf("direction %s: got %v", dir, err)
 		}
 	}
@@ -115,7 +116,7 @@ func TestParseMissingRequired(t *testing.T) {
 	want := `e.yaml:1: source.connection: required: a name under connections: in the daemon config
 e.yaml:1: source.table: required: a schema-qualified table such as public.customers
 e.yaml:1: dataverse.table: required: the table's logical name, such as account
-e.yaml:1: key.alternate_key: required: the attributes of a Dataverse alternate key
+e.yaml:1: key.alternate_key: required: the attributes of a Dataverse alternate key (or give key.id)
 e.yaml:2: columns: required: at least one column`
 	if err == nil || err.Error() != want {
 		t.Errorf("got:\n%v\nwant:\n%s", err, want)

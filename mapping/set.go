@@ -1,10 +1,13 @@
 package mapping
 
 import (
+	"cmp"
 	"errors"
-	"fmt"
 	"maps"
 	"slices"
+	"strconv"
+
+	"github.com/google/uuid"
 
 	"github.com/dvsync/dvsync/change"
 	"github.com/dvsync/dvsync/internal/yamlfile"
@@ -21,36 +24,72 @@ type Set struct {
 // Mapper applies the mappings of one connection. It is immutable and safe
 // for concurrent use; a nil *Mapper maps nothing.
 type Mapper struct {
-	plans  map[string]*plan // by source table
-	tables []string
+	plans    map[string]*plan // by source table, mappings to Dataverse
+	byTarget map[string]*plan // by Dataverse table, mappings from Dataverse
+	tables   []string
 }
 
-// plan is one mapping, precomputed for Map.
+// keyMode is how a plan addresses Dataverse rows.
+type keyMode uint8
+
+const (
+	byAlternateKey keyMode = iota
+	byUUID5
+	byIDColumn
+)
+
+// plan is one mapping, precomputed for Map and MapToSource.
 type plan struct {
-	file          string
-	table         string // Dataverse logical name
-	ignoreDeletes bool
-	cols          []colPlan
-	// bySource gives the first of cols reading each source column; further
-	// ones follow colPlan.next. Looking up each source column once keeps
-	// Map linear in the row's width.
+	file        string
+	sourceTable string
+	table       string // Dataverse logical name
+	deletes     Deletes
+	filter      *program
+	cols        []colPlan
+	// bySource gives the first column, flowing to Dataverse, reading each
+	// source column; further ones follow colPlan.next. Looking up each
+	// source column once keeps Map linear in the row's width.
 	bySource map[string]int
+	// computed are the columns with an expression or a constant.
+	computed []int
 	// keys are the indexes in cols of the alternate key's attributes, in
 	// the key's order.
 	keys []int
+
+	mode      keyMode
+	idAttr    string    // the primary id attribute, for byUUID5 and byIDColumn
+	idSource  string    // the source column holding the id, for byIDColumn
+	idCol     colPlan   // reads idSource, for byIDColumn
+	namespace uuid.UUID // for byUUID5
+
+	// soft is written by a soft delete; softFlag, when set, is written
+	// false by every upsert.
+	soft     change.Row
+	softFlag string
+
+	// byAttr gives the columns flowing from Dataverse, by attribute.
+	byAttr map[string]int
 }
 
 type colPlan struct {
 	source, target string
+	out            string // the output column's name: target, or target@odata.bind
 	typ            AttributeType
 	conv           converter // nil: pass through
 	next           int       // next column reading the same source, or -1
 	key            int       // position in the alternate key, or -1
+
+	expr     *program
+	constant *change.Value // the converted constant
+	def      *change.Value // the NULL replacement, before conversion
+	choice   *choicePlan
+	lookup   *lookupPlan
 }
 
 // Compile validates the mappings, each on its own and against each other
-// (see LoadFiles), and builds a Set. Problems name the mapping files and
-// lines. The Set keeps the Mappings; they must not be modified afterwards.
+// (see LoadFiles), compiles their expressions and resolves their lookups,
+// and builds a Set. Problems name the mapping files and lines. The Set
+// keeps the Mappings; they must not be modified afterwards.
 func Compile(ms []*Mapping) (*Set, error) {
 	var errs []error
 	valid := make([]*Mapping, 0, len(ms))
@@ -68,38 +107,98 @@ func Compile(ms []*Mapping) (*Set, error) {
 	}
 
 	s := &Set{mappers: map[string]*Mapper{}, entitySets: map[string]string{}}
+	parents := parentIndex{sets: s.entitySets, namespaces: map[string]string{}}
 	for _, m := range valid {
-		mp := s.mappers[m.Source.Connection]
-		if mp == nil {
-			mp = &Mapper{plans: map[string]*plan{}}
-			s.mappers[m.Source.Connection] = mp
-		}
-		mp.plans[m.Source.Table] = newPlan(m)
-		mp.tables = append(mp.tables, m.Source.Table)
 		if m.Dataverse.EntitySet != "" {
 			s.entitySets[m.Dataverse.Table] = m.Dataverse.EntitySet
 		}
+		if ns := m.Key.ID.UUID5.Namespace; ns != "" {
+			if old, seen := parents.namespaces[m.Dataverse.Table]; seen && old != ns {
+				ns = "" // mappings disagree: a uuid5 lookup cannot know which
+			}
+			parents.namespaces[m.Dataverse.Table] = ns
+		}
+	}
+	for _, m := range valid {
+		var mine yamlfile.Problems
+		p := newPlan(m, parents, &mine)
+		if len(mine) > 0 {
+			m.locate(mine)
+			errs = append(errs, mine.Err())
+			continue
+		}
+		mp := s.mappers[m.Source.Connection]
+		if mp == nil {
+			mp = &Mapper{plans: map[string]*plan{}, byTarget: map[string]*plan{}}
+			s.mappers[m.Source.Connection] = mp
+		}
+		if m.Direction.toDataverse() {
+			mp.plans[m.Source.Table] = p
+			mp.tables = append(mp.tables, m.Source.Table)
+		}
+		if m.Direction.fromDataverse() {
+			mp.byTarget[m.Dataverse.Table] = p
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
 	}
 	for conn, mp := range s.mappers {
 		slices.Sort(mp.tables)
-		s.conns = append(s.conns, conn)
+		if len(mp.tables) > 0 {
+			s.conns = append(s.conns, conn)
+		}
 	}
 	slices.Sort(s.conns)
 	return s, nil
 }
 
-func newPlan(m *Mapping) *plan {
+// parentIndex is what lookups learn from the mappings of their parents:
+// entity sets, and the namespaces of derived ids ("" where mappings of one
+// table disagree), by Dataverse table.
+type parentIndex struct {
+	sets, namespaces map[string]string
+}
+
+// newPlan compiles one valid mapping; parents serves its lookups. Problems that only compiling finds (an
+// expression that does not type-check, a constant that does not convert,
+// a lookup without an entity set) go to ps.
+func newPlan(m *Mapping, parents parentIndex, ps *yamlfile.Problems) *plan {
 	p := &plan{
-		file:          m.File,
-		table:         m.Dataverse.Table,
-		ignoreDeletes: m.Deletes == DeletesIgnore,
-		cols:          make([]colPlan, len(m.Columns)),
-		bySource:      make(map[string]int, len(m.Columns)),
-		keys:          make([]int, len(m.Key.AlternateKey)),
+		file:        m.File,
+		sourceTable: m.Source.Table,
+		table:       m.Dataverse.Table,
+		deletes:     m.Deletes,
+		cols:        make([]colPlan, len(m.Columns)),
+		bySource:    make(map[string]int, len(m.Columns)),
+		byAttr:      map[string]int{},
+		keys:        make([]int, len(m.Key.AlternateKey)),
+	}
+	if m.Filter != "" {
+		prog, err := compileExpr(m.Filter)
+		if err != nil {
+			ps.Add("filter", "%v", err)
+		}
+		p.filter = prog
 	}
 	last := map[string]int{}
-	for i, c := range m.Columns {
-		p.cols[i] = colPlan{source: c.Source, target: c.Target, typ: c.Type, conv: converterFor(c.Type), next: -1, key: -1}
+	for i := range m.Columns {
+		c := &m.Columns[i]
+		path := "columns[" + strconv.Itoa(i) + "]"
+		col := &p.cols[i]
+		*col = colPlan{source: c.Source, target: c.Target, out: c.Target, typ: c.Type, conv: converterFor(c.Type), next: -1, key: -1}
+		compileColumn(c, col, path, parents, ps)
+		dir := m.direction(c)
+		if dir.fromDataverse() {
+			p.byAttr[c.Target] = i
+		}
+		if !dir.toDataverse() {
+			continue
+		}
+		if c.Source == "" {
+			p.computed = append(p.computed, i)
+			continue
+		}
 		if j, seen := last[c.Source]; seen {
 			p.cols[j].next = i
 		} else {
@@ -112,17 +211,79 @@ func newPlan(m *Mapping) *plan {
 		p.keys[k] = i
 		p.cols[i].key = k
 	}
+	if id := m.Key.ID; id.given() {
+		p.idAttr = cmp.Or(id.Attribute, m.Dataverse.Table+"id")
+		if id.Column != "" {
+			p.mode, p.idSource = byIDColumn, id.Column
+			p.idCol = colPlan{source: id.Column, target: p.idAttr, typ: TypeUniqueIdentifier, conv: toUUID, next: -1, key: 0}
+		} else {
+			p.mode = byUUID5
+			u, _ := change.ParseUUID(id.UUID5.Namespace)
+			p.namespace = u.UUID()
+		}
+	}
+	for _, a := range sortedKeys(m.Soft.Set) {
+		p.soft = append(p.soft, change.Column{Name: a, Value: change.Int(int64(m.Soft.Set[a]))})
+	}
+	if m.Soft.Column != "" {
+		p.softFlag = m.Soft.Column
+		p.soft = append(p.soft, change.Column{Name: m.Soft.Column, Value: change.Bool(true)})
+	}
 	return p
 }
 
-// Connections returns the names of the connections the mappings read from,
-// sorted.
+// compileColumn compiles a column's expression, converts its constant and
+// default, and builds its choice map and lookup.
+func compileColumn(c *Column, col *colPlan, path string, parents parentIndex, ps *yamlfile.Problems) {
+	if c.Choices.given() {
+		col.choice = newChoicePlan(&c.Choices)
+	}
+	if c.Lookup.given() {
+		col.lookup = newLookupPlan(&c.Lookup, path+".lookup", parents, ps)
+		col.out = c.Target + "@odata.bind"
+	}
+	if c.Expr != "" {
+		prog, err := compileExpr(c.Expr)
+		if err != nil {
+			ps.Add(path+".expr", "%v", err)
+		}
+		col.expr = prog
+	}
+	if c.Default != "" {
+		def := change.Text(c.Default)
+		col.def = &def
+		// A default that cannot be written would fail every NULL row.
+		if _, skip, err := col.value(def); err != nil || skip {
+			ps.Add(path+".default", "%q %s", c.Default, why(err, skip))
+		}
+	}
+	if c.Constant != "" {
+		v, skip, err := col.value(change.Text(c.Constant))
+		if err != nil || skip {
+			ps.Add(path+".constant", "%q %s", c.Constant, why(err, skip))
+		}
+		col.constant = &v
+	}
+}
+
+func why(err error, skip bool) string {
+	if skip {
+		return "is not one of the choices' values"
+	}
+	return err.Error()
+}
+
+func sortedKeys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }
+
+// Connections returns the names of the connections whose changes flow to
+// Dataverse, sorted. A connection that mappings only write back to is not
+// among them, as nothing needs to be read from it.
 func (s *Set) Connections() []string { return slices.Clone(s.conns) }
 
-// Tables returns the source tables mapped on one connection, sorted; nil
-// for a connection without mappings.
+// Tables returns the source tables whose changes flow to Dataverse on one
+// connection, sorted; nil for a connection without such mappings.
 func (s *Set) Tables(connection string) []string {
-	if mp := s.mappers[connection]; mp != nil {
+	if mp := s.mappers[connection]; mp != nil && len(mp.tables) > 0 {
 		return slices.Clone(mp.tables)
 	}
 	return nil
@@ -134,180 +295,5 @@ func (s *Set) Tables(connection string) []string {
 func (s *Set) EntitySets() map[string]string { return maps.Clone(s.entitySets) }
 
 // Mapper returns the Mapper for one connection, or nil (which maps
-// nothing) when no mapping reads from it.
+// nothing) when no mapping uses it.
 func (s *Set) Mapper(connection string) *Mapper { return s.mappers[connection] }
-
-// Map turns a source record into the Dataverse record:
-//
-//   - Table is the Dataverse logical name;
-//   - Key holds the alternate key's attributes, in the key's order, with
-//     values from the source row: After for upserts (falling back to Key,
-//     then Before, where After lacks the column or has it Unchanged), Key
-//     then Before for deletes;
-//   - After holds the mapped columns that the source row has, in the row's
-//     order, renamed to their targets and converted to their declared
-//     types (a source column mapped to two targets gives both); Unchanged values
-//     stay Unchanged, NULL stays NULL, unmapped columns are dropped. A
-//     mapped column absent from the row is left out. Nil for deletes;
-//   - Op, Position, CommitTime, Origin and Meta are the source record's
-//     (Position and Meta are shared, not copied); Before is nil.
-//
-// ok is false, with a nil error, when the record's table is not mapped on
-// this connection or the mapping ignores deletes and the record is one.
-//
-// A record that cannot be mapped returns a change.Permanent error naming
-// the mapping file, the record's table and key, and the column: a key
-// column that is NULL, or missing (a delete under PostgreSQL's REPLICA
-// IDENTITY DEFAULT carries only primary-key columns), or a value that does
-// not convert to the column's type.
-//
-// Map allocates the output's columns (key and row in one block) and
-// nothing else, except the values that a conversion creates.
-func (m *Mapper) Map(rec *change.Record) (out change.Record, ok bool, err error) {
-	if m == nil {
-		return out, false, nil
-	}
-	p := m.plans[rec.Table]
-	if p == nil {
-		return out, false, nil
-	}
-	out = change.Record{
-		Op:         rec.Op,
-		Table:      p.table,
-		Position:   rec.Position,
-		CommitTime: rec.CommitTime,
-		Origin:     rec.Origin,
-		Meta:       rec.Meta,
-	}
-	switch rec.Op {
-	case change.OpInsert, change.OpUpdate, change.OpRead:
-		if rec.After == nil {
-			return change.Record{}, false, p.fail(rec, nil, "the record has no row")
-		}
-		out.Key, out.After, err = p.upsert(rec)
-	case change.OpDelete:
-		if p.ignoreDeletes {
-			return change.Record{}, false, nil
-		}
-		out.Key, err = p.delete(rec)
-	default:
-		return change.Record{}, false, p.fail(rec, nil, "unknown operation "+rec.Op.String())
-	}
-	if err != nil {
-		return change.Record{}, false, err
-	}
-	return out, true, nil
-}
-
-func (p *plan) upsert(rec *change.Record) (change.Key, change.Row, error) {
-	nk := len(p.keys)
-	buf := make([]change.Column, nk, nk+len(p.cols))
-	var found uint64 // bit k: key attribute k was found in After
-	for _, c := range rec.After {
-		i, ok := p.bySource[c.Name]
-		if !ok {
-			continue
-		}
-		for ; i >= 0; i = p.cols[i].next {
-			col := &p.cols[i]
-			v, err := col.convert(c.Value)
-			if err != nil {
-				return nil, nil, p.fail(rec, col, err.Error())
-			}
-			buf = append(buf, change.Column{Name: col.target, Value: v})
-			if col.key >= 0 && !v.IsUnchanged() {
-				buf[col.key] = change.Column{Name: col.target, Value: v}
-				found |= 1 << col.key
-			}
-		}
-	}
-	for k, i := range p.keys {
-		if found&(1<<k) != 0 {
-			continue
-		}
-		// An unchanged TOASTed key column, or one the source keeps apart.
-		v, err := p.oldKey(rec, &p.cols[i], "is missing from the row; is the source column's name right?")
-		if err != nil {
-			return nil, nil, err
-		}
-		buf[k] = change.Column{Name: p.cols[i].target, Value: v}
-	}
-	for k, i := range p.keys {
-		if buf[k].Value.IsNull() {
-			return nil, nil, p.fail(rec, &p.cols[i], errNullKey)
-		}
-	}
-	return change.Key(buf[:nk:nk]), change.Row(buf[nk:]), nil
-}
-
-func (p *plan) delete(rec *change.Record) (change.Key, error) {
-	key := make(change.Key, len(p.keys))
-	for k, i := range p.keys {
-		v, err := p.oldKey(rec, &p.cols[i], "is missing from the delete: the source sent only "+
-			"its own key columns; make the column part of the table's primary key, or for "+
-			"PostgreSQL set REPLICA IDENTITY FULL on the table")
-		if err != nil {
-			return nil, err
-		}
-		if v.IsNull() {
-			return nil, p.fail(rec, &p.cols[i], errNullKey)
-		}
-		key[k] = change.Column{Name: p.cols[i].target, Value: v}
-	}
-	return key, nil
-}
-
-const errNullKey = "is NULL, and an alternate key value cannot be"
-
-// oldKey finds a key column's value in the record's Key, else in Before,
-// and converts it; missing says why it may be in neither.
-func (p *plan) oldKey(rec *change.Record, col *colPlan, missing string) (change.Value, error) {
-	v, ok := lookup(rec.Key, col.source)
-	if !ok {
-		v, ok = lookup(rec.Before, col.source)
-	}
-	if !ok {
-		return v, p.fail(rec, col, missing)
-	}
-	v, err := col.convert(v)
-	if err != nil {
-		return v, p.fail(rec, col, err.Error())
-	}
-	return v, nil
-}
-
-// lookup returns a column's value when present and not Unchanged.
-func lookup(cols []change.Column, name string) (change.Value, bool) {
-	for i := range cols {
-		if cols[i].Name == name {
-			return cols[i].Value, !cols[i].Value.IsUnchanged()
-		}
-	}
-	return change.Value{}, false
-}
-
-// convert applies the column's declared type; NULL and Unchanged pass.
-func (c *colPlan) convert(v change.Value) (change.Value, error) {
-	if c.conv == nil || v.IsNull() || v.IsUnchanged() {
-		return v, nil
-	}
-	out, err := c.conv(v)
-	if err != nil {
-		return v, conversionError(v, c.typ, err)
-	}
-	return out, nil
-}
-
-// fail builds the permanent error for a record that cannot be mapped. The
-// record's key is named; its other values are not, as they may be
-// sensitive.
-func (p *plan) fail(rec *change.Record, col *colPlan, msg string) error {
-	if col != nil {
-		kind := "column"
-		if col.key >= 0 {
-			kind = "key column"
-		}
-		msg = fmt.Sprintf("%s %s (target %s) %s", kind, col.source, col.target, msg)
-	}
-	return change.Permanent(fmt.Errorf("mapping %s: %s %s: %s", p.file, rec.Table, rec.Key, msg))
-}

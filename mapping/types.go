@@ -85,6 +85,10 @@ func toText(v change.Value) (change.Value, error) {
 	switch v.Kind() {
 	case change.KindText:
 		return v, nil
+	case change.KindInt:
+		// The common key conversion; FormatInt allocates once, and not at
+		// all for small numbers.
+		return change.Text(strconv.FormatInt(v.Int(), 10)), nil
 	case change.KindBytes:
 		// Hex or base64 would both be guesses; the source should say.
 		return v, errNoConversion
