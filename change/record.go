@@ -19,9 +19,13 @@ const (
 	// OpRead is a row read by a snapshot or backfill rather than captured
 	// from a change stream. Sinks treat it as an upsert.
 	OpRead
+	// OpTruncate empties Table (SQL TRUNCATE). It names no row: Key,
+	// Before and After are nil. The mapping decides what it means for a
+	// destination; by default it is ignored with a warning.
+	OpTruncate
 )
 
-// String returns the Debezium-style one-letter code: c, u, d or r.
+// String returns the Debezium-style one-letter code: c, u, d, r or t.
 func (o Op) String() string {
 	switch o {
 	case OpInsert:
@@ -32,6 +36,8 @@ func (o Op) String() string {
 		return "d"
 	case OpRead:
 		return "r"
+	case OpTruncate:
+		return "t"
 	}
 	return fmt.Sprintf("Op(%d)", uint8(o))
 }
@@ -72,7 +78,8 @@ type Record struct {
 	// namespace of whoever produced the record: "public.customers" for
 	// PostgreSQL, the topic for Kafka, the logical name for Dataverse.
 	Table string
-	// Key identifies the row within Table. Never empty.
+	// Key identifies the row within Table. Never empty, except for
+	// OpTruncate, which concerns the whole table.
 	Key Key
 	// Before is the row as it was, when known (replica identity full,
 	// Dataverse pre-images). Nil otherwise.

@@ -49,3 +49,18 @@ type Source interface {
 	// Close releases the connection. It does not ack anything.
 	Close(ctx context.Context) error
 }
+
+// HealthReporter is implemented by a source that can tell whether it is
+// connected to its system right now, for instance one that reconnects by
+// itself inside Read after the connection drops. The engine reports a
+// pipeline unready (dvsync's /readyz) while Healthy returns an error; a
+// source that does not implement it is taken to be healthy while it is
+// open.
+type HealthReporter interface {
+	// Healthy returns nil while the source is connected and an error
+	// saying what is wrong otherwise (without secrets: it is served over
+	// HTTP). It reports the last known state and must not block on I/O.
+	// It may be called from any goroutine at any time, concurrently with
+	// every other method, before Open and after Close.
+	Healthy() error
+}

@@ -64,6 +64,8 @@ type Cluster struct {
 	Dir      string // the cluster's own directory: data, socket, log
 
 	logger   *slog.Logger
+	bin      string
+	owner    *osUser
 	proc     *process
 	stopOnce sync.Once
 	stopErr  error
@@ -102,7 +104,7 @@ func Start(ctx context.Context, o Options) (*Cluster, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pgcluster: create directory: %w", err)
 	}
-	c := &Cluster{Host: "127.0.0.1", User: superuser, Dir: dir, logger: logger}
+	c := &Cluster{Host: "127.0.0.1", User: superuser, Dir: dir, logger: logger, bin: bin, owner: owner}
 	if err := c.start(ctx, bin, owner, o); err != nil {
 		if c.proc != nil {
 			c.proc.stop(context.Background())

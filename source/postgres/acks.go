@@ -79,6 +79,15 @@ func (a *ackTracker) idle(walEnd pglogrepl.LSN) {
 	}
 }
 
+// restart forgets the pending transactions, which a new replication
+// session delivers again (committed reports them anew); acks and the
+// confirmed LSN stay.
+func (a *ackTracker) restart() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.pending = nil
+}
+
 // confirmedLSN returns the LSN to report as flushed.
 func (a *ackTracker) confirmedLSN() pglogrepl.LSN {
 	a.mu.Lock()

@@ -32,13 +32,35 @@ type Config struct {
 	// longest the server waits to hear from us. Default 10s; keep it well
 	// under the server's wal_sender_timeout.
 	StatusInterval time.Duration `yaml:"status_interval"`
+	// HeartbeatInterval is how often the source writes a heartbeat (a
+	// non-transactional pg_logical_emit_message) on an ordinary
+	// connection and measures the slot's lag. The heartbeat gives a
+	// quiet database WAL to decode, so its slot keeps advancing and the
+	// server can recycle WAL; the measurement also notices a slot the
+	// server has invalidated. Default 30s; negative turns both off.
+	HeartbeatInterval time.Duration `yaml:"heartbeat_interval"`
+	// DecodingWorkMem is logical_decoding_work_mem for the replication
+	// session, written as in postgresql.conf ("64MB"): how much of the
+	// changes of running transactions the server holds in memory before
+	// it streams the largest one to the source, which keeps it in a
+	// temporary file until the transaction ends. Default "64MB".
+	DecodingWorkMem string `yaml:"logical_decoding_work_mem"`
+	// SkipOrigin names a replication origin whose transactions are not
+	// captured: their changes are skipped, and the slot moves past them
+	// as if they had been acked. dvsync's own PostgreSQL sink writes
+	// inside such an origin (with pg_replication_origin_xact_setup, so
+	// that pgoutput names it), and skipping its writes keeps a two-way
+	// sync from echoing them back. Empty captures every transaction.
+	SkipOrigin string `yaml:"skip_origin"`
 }
 
 // Defaults of Config's optional fields.
 const (
-	DefaultSlot           = "dvsync"
-	DefaultPublication    = "dvsync"
-	DefaultStatusInterval = 10 * time.Second
+	DefaultSlot              = "dvsync"
+	DefaultPublication       = "dvsync"
+	DefaultStatusInterval    = 10 * time.Second
+	DefaultHeartbeatInterval = 30 * time.Second
+	DefaultDecodingWorkMem   = "64MB"
 )
 
 // withDefaults returns c with defaults in its zero fields.
@@ -52,6 +74,12 @@ func (c Config) withDefaults() Config {
 	if c.StatusInterval == 0 {
 		c.StatusInterval = DefaultStatusInterval
 	}
+	if c.HeartbeatInterval == 0 {
+		c.HeartbeatInterval = DefaultHeartbeatInterval
+	}
+	if c.DecodingWorkMem == "" {
+		c.DecodingWorkMem = DefaultDecodingWorkMem
+	}
 	return c
 }
 
@@ -59,6 +87,9 @@ func (c Config) withDefaults() Config {
 // they are restricted to what PostgreSQL accepts without quotes (slot
 // names allow exactly this set).
 var simpleName = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
+
+// memorySize is a memory setting as postgresql.conf writes it.
+var memorySize = regexp.MustCompile(`^[0-9]+(kB|MB|GB|TB)?$`)
 
 // Validate reports every problem of c at once, each naming its field.
 // Defaults are applied first, so empty optional fields are fine.
@@ -86,6 +117,9 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("tables[%d]: %q is listed twice", i, t))
 		}
 		seen[t] = true
+	}
+	if !memorySize.MatchString(c.DecodingWorkMem) {
+		errs = append(errs, fmt.Errorf("logical_decoding_work_mem: %q is not a memory size such as 64MB", c.DecodingWorkMem))
 	}
 	if c.StatusInterval < 0 {
 		errs = append(errs, fmt.Errorf("status_interval: %s is negative", c.StatusInterval))

@@ -11,22 +11,24 @@ func TestConfigValidate(t *testing.T) {
 	if err := ok.Validate(); err != nil {
 		t.Fatalf("valid config: %v", err)
 	}
-	if d := ok.withDefaults(); d.Slot != "dvsync" || d.Publication != "dvsync" || d.StatusInterval != 10*time.Second {
+	if d := ok.withDefaults(); d.Slot != "dvsync" || d.Publication != "dvsync" || d.StatusInterval != 10*time.Second ||
+		d.HeartbeatInterval != 30*time.Second || d.DecodingWorkMem != "64MB" {
 		t.Errorf("defaults: %+v", d)
 	}
 
 	bad := Config{
-		DSN:            "postgres://user:hunter2@h/db",
-		Slot:           "Bad-Slot",
-		Publication:    "p q",
-		Tables:         []string{"customers", "public.a", "public.a"},
-		StatusInterval: -time.Second,
+		DSN:             "postgres://user:hunter2@h/db",
+		Slot:            "Bad-Slot",
+		Publication:     "p q",
+		Tables:          []string{"customers", "public.a", "public.a"},
+		StatusInterval:  -time.Second,
+		DecodingWorkMem: "lots",
 	}
 	err := bad.Validate()
 	if err == nil {
 		t.Fatal("invalid config passed")
 	}
-	for _, want := range []string{"slot:", "publication:", "tables[0]:", "tables[2]:", "status_interval:"} {
+	for _, want := range []string{"slot:", "publication:", "tables[0]:", "tables[2]:", "status_interval:", "logical_decoding_work_mem:"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q:\n%v", want, err)
 		}

@@ -33,9 +33,10 @@ type upstream struct {
 const slotWait = 10 * time.Second
 
 // prepare checks the server and tables, creates or extends the
-// publication, creates the slot if missing, and waits for the slot to be
-// free. It uses an ordinary connection and closes it before returning.
-func prepare(ctx context.Context, cfg Config) (*upstream, error) {
+// publication, creates the slot if missing (and createSlot is set), and
+// waits for the slot to be free. It uses an ordinary connection and
+// closes it before returning.
+func prepare(ctx context.Context, cfg Config, createSlot bool) (*upstream, error) {
 	conn, err := pgx.Connect(ctx, cfg.DSN)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: connect: %w", err)
@@ -70,7 +71,7 @@ func prepare(ctx context.Context, cfg Config) (*upstream, error) {
 	if err := ensurePublication(ctx, conn, cfg.Publication, ordered); err != nil {
 		return nil, err
 	}
-	if up.confirmed, err = ensureSlot(ctx, conn, cfg.Slot); err != nil {
+	if up.confirmed, err = checkSlot(ctx, conn, cfg.Slot, createSlot); err != nil {
 		return nil, err
 	}
 	return up, nil
@@ -185,6 +186,13 @@ func ensurePublication(ctx context.Context, conn *pgx.Conn, pub string, tables [
 // one suits us, waits until no other session streams from it, and returns
 // its confirmed_flush_lsn.
 func ensureSlot(ctx context.Context, conn *pgx.Conn, slot string) (pglogrepl.LSN, error) {
+	return checkSlot(ctx, conn, slot, true)
+}
+
+// checkSlot is ensureSlot, except that a missing slot is an error unless
+// create is set: a slot that vanished while we streamed from it took its
+// unconfirmed changes along, and recreating it would skip them silently.
+func checkSlot(ctx context.Context, conn *pgx.Conn, slot string, create bool) (pglogrepl.LSN, error) {
 	type slotRow struct {
 		Plugin    *string
 		Type      string
@@ -205,6 +213,9 @@ func ensureSlot(ctx context.Context, conn *pgx.Conn, slot string) (pglogrepl.LSN
 		return pgx.CollectExactlyOneRow(rows, pgx.RowToAddrOfStructByPos[slotRow])
 	}
 	s, err := query()
+	if errors.Is(err, pgx.ErrNoRows) && !create {
+		return 0, fmt.Errorf("postgres: replication slot %s: %w", slot, ErrSlotDropped)
+	}
 	if errors.Is(err, pgx.ErrNoRows) {
 		_, err = conn.Exec(ctx, "SELECT pg_create_logical_replication_slot($1, 'pgoutput')", slot)
 		if err != nil && !isCode(err, "42710") { // 42710: created meanwhile by someone else
@@ -221,7 +232,7 @@ func ensureSlot(ctx context.Context, conn *pgx.Conn, slot string) (pglogrepl.LSN
 	case s.Database == nil || *s.Database != s.Current:
 		return 0, fmt.Errorf("postgres: replication slot %s belongs to another database; choose another slot name", slot)
 	case s.WALStatus != nil && *s.WALStatus == "lost":
-		return 0, fmt.Errorf("postgres: replication slot %s has lost WAL it needs (max_slot_wal_keep_size); drop it and backfill again", slot)
+		return 0, fmt.Errorf("postgres: replication slot %s: %w", slot, ErrSlotLost)
 	case s.Confirmed == nil:
 		return 0, fmt.Errorf("postgres: replication slot %s has no confirmed position yet", slot)
 	}
@@ -241,7 +252,7 @@ func ensureSlot(ctx context.Context, conn *pgx.Conn, slot string) (pglogrepl.LSN
 		case <-ctx.Done():
 			return 0, fmt.Errorf("postgres: replication slot %s is in use by process %d: %w", slot, *s.ActivePID, ctx.Err())
 		case <-deadline.C:
-			return 0, fmt.Errorf("postgres: replication slot %s is in use by process %d (another dvsync?)", slot, *s.ActivePID)
+			return 0, fmt.Errorf("postgres: replication slot %s is in use by process %d (another dvsync?): %w", slot, *s.ActivePID, errSlotBusy)
 		case <-tick.C:
 		}
 		if s, err = query(); err != nil {
@@ -259,6 +270,16 @@ func isCode(err error, code string) bool {
 // connectReplication opens the replication connection, with the session
 // settings that fix the text form of values.
 func connectReplication(ctx context.Context, dsn string) (*pgconn.PgConn, error) {
+	cfg, err := replicationConfig(dsn)
+	if err != nil {
+		return nil, err
+	}
+	return connectConfig(ctx, cfg)
+}
+
+// replicationConfig is the connection configuration connectReplication
+// uses, for callers that add session settings of their own.
+func replicationConfig(dsn string) (*pgconn.Config, error) {
 	cfg, err := pgconn.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
@@ -270,6 +291,10 @@ func connectReplication(ctx context.Context, dsn string) (*pgconn.PgConn, error)
 	if cfg.RuntimeParams["application_name"] == "" {
 		cfg.RuntimeParams["application_name"] = "dvsync"
 	}
+	return cfg, nil
+}
+
+func connectConfig(ctx context.Context, cfg *pgconn.Config) (*pgconn.PgConn, error) {
 	conn, err := pgconn.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: open replication connection: %w", err)

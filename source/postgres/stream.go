@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pglogrepl"
@@ -19,29 +22,51 @@ import (
 // source is open: it decodes pgoutput messages into records, hands them to
 // Read through out, and keeps the server informed of the confirmed LSN.
 type stream struct {
-	conn     *pgconn.PgConn
-	logger   *slog.Logger
-	tables   map[string]table
-	acks     *ackTracker
-	interval time.Duration
-	// from is the position Open resumed at: records at or before it were
-	// acked in an earlier run, so replaying their transaction drops them.
+	cfg    Config
+	logger *slog.Logger
+	tables map[string]table
+	acks   *ackTracker
+	// from is the position Open resumed at, or after a reconnect the last
+	// position handed to Read: records at or before it were delivered
+	// already, so replaying their transaction drops them.
 	from position
+	// sent is the position of the last record handed to Read.
+	sent position
 	out  chan change.Record
 
-	dec        *decoder
-	relations  map[uint32]*relation
-	tx         *txn // the transaction being received; nil between transactions
+	// conn is the replication connection, nil while reconnecting. The
+	// stream goroutine replaces it under connMu and reads it freely;
+	// other goroutines lock connMu (see interrupt).
+	connMu sync.Mutex
+	conn   *pgconn.PgConn
+
+	dec       *decoder
+	relations map[uint32]*relation
+	tx        *txn // the transaction being received; nil between transactions
+	// spills hold the streamed transactions in progress, by xid; block
+	// is the one whose stream block is being received, if any.
+	spills map[uint32]*spill
+	block  *spill
+	// schemas are the captured tables' columns as last described, kept
+	// across reconnects; notes are the schema change notices awaiting
+	// the next record of their table (see schemaChanged).
+	schemas    map[string][]relColumn
+	notes      map[string]map[string]string
 	nextStatus time.Time
 	// held is the latest record of tx, sent once the next record or the
 	// commit arrives. The last record of a transaction thus reaches Read
 	// only after its commit has been registered with acks, so acking it
 	// confirms the transaction right away (at Close, say) rather than
 	// depending on how soon the commit message follows.
-	held *change.Record
+	held *heldRecord
 
 	// err is why the stream ended; read it only after out is closed.
 	err error
+	// failure, once set by fail, ends the stream with that error.
+	failure atomic.Pointer[error]
+	// health reports the stream's state to Source.Healthy: nil while
+	// streaming, an error while reconnecting and once the stream failed.
+	health func(error)
 }
 
 // txn is the transaction being received.
@@ -57,6 +82,14 @@ type txn struct {
 	next    uint64
 	records bool   // whether it had records for us (emitted or dropped as acked)
 	last    uint64 // the index of the last of them
+	// skip is set for a transaction of Config.SkipOrigin: its changes
+	// are not records for us, and it is confirmed like one without any.
+	skip bool
+}
+
+type heldRecord struct {
+	rec change.Record
+	pos position
 }
 
 // relation is a table as pgoutput last described it.
@@ -78,20 +111,54 @@ var errClosed = errors.New("postgres: source closed")
 // serve runs the stream until ctx ends or it fails, then closes out.
 func (s *stream) serve(ctx context.Context) {
 	err := s.run(ctx)
+	s.discardSpills()
 	if ctx.Err() != nil {
 		// Closing: report what was acked since the last update, so the
 		// next run does not replay it. Best effort; a replay is harmless.
-		if err := s.sendStatus(); err != nil {
-			s.logger.Debug("postgres: final standby status not sent", "err", err)
+		if s.conn != nil {
+			if err := s.sendStatus(); err != nil {
+				s.logger.Debug("postgres: final standby status not sent", "err", err)
+			}
 		}
 		err = errClosed
+	} else {
+		s.health(err)
 	}
 	s.err = err
 	close(s.out)
 }
 
+// run receives from the server, reconnecting whenever the connection is
+// lost, until ctx ends or the stream fails for good.
 func (s *stream) run(ctx context.Context) error {
-	s.nextStatus = time.Now().Add(s.interval)
+	for {
+		err := s.receive(ctx)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if f := s.failure.Load(); f != nil {
+			return *f
+		}
+		var cl *connLost
+		if !errors.As(err, &cl) {
+			return err
+		}
+		if err := s.reconnect(ctx, err); err != nil {
+			return err
+		}
+	}
+}
+
+// fail ends the stream with err, from any goroutine: the connection is
+// cut, and the stream reports err instead of reconnecting.
+func (s *stream) fail(err error) {
+	s.failure.CompareAndSwap(nil, &err)
+	s.interrupt()
+}
+
+// receive handles the messages of one connection until it fails.
+func (s *stream) receive(ctx context.Context) error {
+	s.nextStatus = time.Now().Add(s.cfg.StatusInterval)
 	for {
 		if !time.Now().Before(s.nextStatus) {
 			if err := s.sendStatus(); err != nil {
@@ -110,7 +177,7 @@ func (s *stream) run(ctx context.Context) error {
 			if pgconn.Timeout(err) {
 				continue
 			}
-			return fmt.Errorf("postgres: replication stream: %w", err)
+			return lost("postgres: replication stream: %w", err)
 		}
 		if err := s.handle(ctx, msg); err != nil {
 			return err
@@ -148,22 +215,40 @@ func (s *stream) handle(ctx context.Context, msg pgproto3.BackendMessage) error 
 		}
 		return nil
 	case *pgproto3.ErrorResponse:
-		return fmt.Errorf("postgres: replication stream: %w", pgconn.ErrorResponseToPgError(m))
+		err := pgconn.ErrorResponseToPgError(m)
+		if transient(err) {
+			// Shutdown, crash, or a slot invalidated under us (which
+			// the reconnect reports as lost).
+			return lost("postgres: replication stream: %w", err)
+		}
+		return fmt.Errorf("postgres: replication stream: %w", err)
 	case *pgproto3.CopyDone:
-		return errors.New("postgres: the server ended the replication stream")
+		return lost("postgres: replication stream: %w", errors.New("the server ended the stream"))
 	}
 	return nil // notices, parameter status
 }
 
 // logical handles one pgoutput message.
 func (s *stream) logical(ctx context.Context, data []byte) error {
-	msg, err := pglogrepl.Parse(data)
+	if len(data) == 0 {
+		return errors.New("postgres: empty pgoutput message")
+	}
+	if done, err := s.streamed(ctx, data); done {
+		return err
+	}
+	msg, err := pglogrepl.ParseV2(data, false)
 	if err != nil {
 		return fmt.Errorf("postgres: decode pgoutput message: %w", err)
 	}
+	return s.message(ctx, msg)
+}
+
+// message handles a pgoutput message of a transaction sent whole, or of
+// a streamed one being read back after its commit.
+func (s *stream) message(ctx context.Context, msg pglogrepl.Message) error {
 	if s.tx == nil {
 		switch msg.(type) {
-		case *pglogrepl.BeginMessage, *pglogrepl.RelationMessage, *pglogrepl.TypeMessage:
+		case *pglogrepl.BeginMessage, *pglogrepl.RelationMessageV2, *pglogrepl.TypeMessageV2:
 		default:
 			return fmt.Errorf("postgres: pgoutput %s message outside a transaction", msg.Type())
 		}
@@ -178,33 +263,36 @@ func (s *stream) logical(ctx context.Context, data []byte) error {
 		}
 	case *pglogrepl.OriginMessage:
 		s.tx.origin = m.Name
-	case *pglogrepl.RelationMessage:
-		return s.relation(m)
-	case *pglogrepl.TypeMessage:
+		s.tx.skip = s.cfg.SkipOrigin != "" && m.Name == s.cfg.SkipOrigin
+	case *pglogrepl.RelationMessageV2:
+		return s.relation(&m.RelationMessage)
+	case *pglogrepl.TypeMessageV2:
 		// Values are decoded by type OID; types we do not know keep
 		// their text form, so the type's name adds nothing.
-	case *pglogrepl.InsertMessage:
-		return s.insert(ctx, m)
-	case *pglogrepl.UpdateMessage:
-		return s.update(ctx, m)
-	case *pglogrepl.DeleteMessage:
-		return s.delete(ctx, m)
-	case *pglogrepl.TruncateMessage:
-		for _, id := range m.RelationIDs {
-			if rel := s.relations[id]; rel != nil && rel.wanted {
-				s.logger.Warn("postgres: TRUNCATE is not replicated; the destination keeps the rows", "table", rel.table)
-			}
-		}
+	case *pglogrepl.InsertMessageV2:
+		return s.insert(ctx, &m.InsertMessage)
+	case *pglogrepl.UpdateMessageV2:
+		return s.update(ctx, &m.UpdateMessage)
+	case *pglogrepl.DeleteMessageV2:
+		return s.delete(ctx, &m.DeleteMessage)
+	case *pglogrepl.TruncateMessageV2:
+		return s.truncate(ctx, &m.TruncateMessage)
 	case *pglogrepl.CommitMessage:
 		if m.CommitLSN != s.tx.commit {
 			return fmt.Errorf("postgres: commit at %s does not match begin's %s", m.CommitLSN, s.tx.commit)
 		}
-		s.acks.committed(s.tx.commit, m.TransactionEndLSN, s.tx.records, s.tx.last)
-		s.tx = nil
-		if r := s.held; r != nil {
-			s.held = nil
-			return s.send(ctx, *r)
-		}
+		return s.commit(ctx, m.CommitLSN, m.TransactionEndLSN)
+	}
+	return nil
+}
+
+// commit ends the transaction being received.
+func (s *stream) commit(ctx context.Context, commit, end pglogrepl.LSN) error {
+	s.acks.committed(commit, end, s.tx.records, s.tx.last)
+	s.tx = nil
+	if h := s.held; h != nil {
+		s.held = nil
+		return s.send(ctx, h.rec, h.pos)
 	}
 	return nil
 }
@@ -236,6 +324,7 @@ func (s *stream) relation(m *pglogrepl.RelationMessage) error {
 		return fmt.Errorf("postgres: table %s has no replica identity key, so its changes cannot be keyed: add a primary key, or set REPLICA IDENTITY USING INDEX or FULL", rel.table)
 	}
 	s.logger.Debug("postgres: relation", "table", rel.table, "columns", len(rel.columns), "key_columns", len(rel.key))
+	s.schemaChanged(rel)
 	return nil
 }
 
@@ -321,6 +410,41 @@ func (s *stream) delete(ctx context.Context, m *pglogrepl.DeleteMessage) error {
 	return s.emit(ctx, change.Record{Op: change.OpDelete, Table: rel.table, Key: key, Before: before})
 }
 
+// truncate emits an OpTruncate record for each captured table of a
+// TRUNCATE. Each table takes an index, captured or not, as rows do.
+func (s *stream) truncate(ctx context.Context, m *pglogrepl.TruncateMessage) error {
+	var opts []string
+	if m.Option&truncateCascade != 0 {
+		opts = append(opts, "cascade")
+	}
+	if m.Option&truncateRestartIdentity != 0 {
+		opts = append(opts, "restart_identity")
+	}
+	for _, id := range m.RelationIDs {
+		rel, err := s.wanted(id)
+		if err != nil {
+			return err
+		}
+		if rel == nil {
+			continue
+		}
+		r := change.Record{Op: change.OpTruncate, Table: rel.table}
+		if len(opts) > 0 {
+			r.Meta = map[string]string{"truncate": strings.Join(opts, ",")}
+		}
+		if err := s.emit(ctx, r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// The option bits of a pgoutput Truncate message.
+const (
+	truncateCascade         = 1
+	truncateRestartIdentity = 2
+)
+
 // wanted returns the relation of a row message, or nil (and no error) if
 // it is not one of ours.
 func (s *stream) wanted(id uint32) (*relation, error) {
@@ -360,11 +484,14 @@ func (s *stream) row(rel *relation, tuple *pglogrepl.TupleData) (change.Row, cha
 	return row, key, nil
 }
 
-// emit gives r its position and transaction details and queues it for
-// Read, unless it was acked before this run.
+// emit gives r its position and transaction details (added to its Meta)
+// and queues it for Read, unless it was delivered before.
 func (s *stream) emit(ctx context.Context, r change.Record) error {
 	pos := position{commit: s.tx.commit, index: s.tx.next}
 	s.tx.next++
+	if s.tx.skip {
+		return nil
+	}
 	s.tx.records, s.tx.last = true, pos.index
 	if !pos.after(s.from) {
 		return nil
@@ -372,19 +499,30 @@ func (s *stream) emit(ctx context.Context, r change.Record) error {
 	r.Position = pos.encode()
 	r.CommitTime = s.tx.time
 	r.Origin = change.Origin{System: "postgres", Name: s.tx.origin}
-	r.Meta = map[string]string{"xid": s.tx.xid, "lsn": s.tx.lsn}
+	meta := map[string]string{"xid": s.tx.xid, "lsn": s.tx.lsn}
+	for k, v := range r.Meta {
+		meta[k] = v
+	}
+	if note := s.notes[r.Table]; note != nil {
+		for k, v := range note {
+			meta[k] = v
+		}
+		delete(s.notes, r.Table)
+	}
+	r.Meta = meta
 	prev := s.held
-	s.held = &r
+	s.held = &heldRecord{rec: r, pos: pos}
 	if prev != nil {
-		return s.send(ctx, *prev)
+		return s.send(ctx, prev.rec, prev.pos)
 	}
 	return nil
 }
 
-// send hands r to Read, waiting while its buffer is full.
-func (s *stream) send(ctx context.Context, r change.Record) error {
+// send hands r, at pos, to Read, waiting while its buffer is full.
+func (s *stream) send(ctx context.Context, r change.Record, pos position) error {
 	select {
 	case s.out <- r:
+		s.sent = pos
 		return nil
 	default:
 	}
@@ -395,6 +533,7 @@ func (s *stream) send(ctx context.Context, r change.Record) error {
 		select {
 		case s.out <- r:
 			timer.Stop()
+			s.sent = pos
 			return nil
 		case <-ctx.Done():
 			timer.Stop()
@@ -410,14 +549,14 @@ func (s *stream) send(ctx context.Context, r change.Record) error {
 // sendStatus reports the confirmed LSN as written, flushed and applied.
 func (s *stream) sendStatus() error {
 	lsn := s.acks.confirmedLSN()
-	s.nextStatus = time.Now().Add(s.interval)
+	s.nextStatus = time.Now().Add(s.cfg.StatusInterval)
 	err := pglogrepl.SendStandbyStatusUpdate(context.Background(), s.conn, pglogrepl.StandbyStatusUpdate{
 		WALWritePosition: lsn,
 		WALFlushPosition: lsn,
 		WALApplyPosition: lsn,
 	})
 	if err != nil {
-		return fmt.Errorf("postgres: send standby status: %w", err)
+		return lost("postgres: send standby status: %w", err)
 	}
 	return nil
 }
