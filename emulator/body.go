@@ -59,8 +59,157 @@ type member struct {
 }
 
 // decodeObject decodes a JSON object keeping member order, so that the first
-// problem in document order is the one reported.
+// problem in document order is the one reported. Numbers stay json.Number.
+// Bulk messages decode thousands of objects per request, so valid input
+// takes a direct path over the bytes; invalid input goes to
+// decodeObjectSlow for the error message.
 func decodeObject(data []byte, set string) ([]member, error) {
+	if !json.Valid(data) {
+		return decodeObjectSlow(data, set)
+	}
+	return decodeValidObject(data, set)
+}
+
+// decodeValidObject is decodeObject for data already known to be valid JSON.
+func decodeValidObject(data []byte, set string) ([]member, error) {
+	p := jsonScan{data: data}
+	p.skipSpace()
+	if p.peek() != '{' {
+		return decodeObjectSlow(data, set)
+	}
+	p.i++
+	members := make([]member, 0, 8)
+	for {
+		p.skipSpace()
+		if p.peek() == '}' {
+			return members, nil
+		}
+		if p.peek() == ',' {
+			p.i++
+			p.skipSpace()
+		}
+		name, err := p.str()
+		if err != nil {
+			return nil, errPayload(set, fmt.Sprintf("Invalid JSON. %v", err))
+		}
+		p.skipSpace()
+		p.i++ // ':'
+		p.skipSpace()
+		v, err := p.value()
+		if err != nil {
+			return nil, errPayload(set, fmt.Sprintf("Invalid JSON. %v", err))
+		}
+		members = append(members, member{name, v})
+	}
+}
+
+// jsonScan walks a document that json.Valid accepted.
+type jsonScan struct {
+	data []byte
+	i    int
+}
+
+func (p *jsonScan) peek() byte {
+	if p.i < len(p.data) {
+		return p.data[p.i]
+	}
+	return 0
+}
+
+func (p *jsonScan) skipSpace() {
+	for p.i < len(p.data) {
+		switch p.data[p.i] {
+		case ' ', '\t', '\r', '\n':
+			p.i++
+		default:
+			return
+		}
+	}
+}
+
+// str reads a string literal; only strings with escapes are unquoted by
+// encoding/json.
+func (p *jsonScan) str() (string, error) {
+	start := p.i
+	escaped := false
+	for p.i++; p.i < len(p.data); p.i++ {
+		switch p.data[p.i] {
+		case '\\':
+			escaped = true
+			p.i++
+		case '"':
+			p.i++
+			if !escaped {
+				return string(p.data[start+1 : p.i-1]), nil
+			}
+			var s string
+			err := json.Unmarshal(p.data[start:p.i], &s)
+			return s, err
+		}
+	}
+	return "", io.ErrUnexpectedEOF
+}
+
+// value reads any value: primitives directly, objects and arrays through
+// encoding/json (they are rare in row bodies and only ever rejected).
+func (p *jsonScan) value() (any, error) {
+	switch c := p.peek(); c {
+	case '"':
+		return p.str()
+	case 't':
+		p.i += 4
+		return true, nil
+	case 'f':
+		p.i += 5
+		return false, nil
+	case 'n':
+		p.i += 4
+		return nil, nil
+	case '{', '[':
+		start := p.i
+		if err := p.skipComposite(); err != nil {
+			return nil, err
+		}
+		dec := json.NewDecoder(bytes.NewReader(p.data[start:p.i]))
+		dec.UseNumber()
+		var v any
+		err := dec.Decode(&v)
+		return v, err
+	default:
+		start := p.i
+		for p.i < len(p.data) && strings.IndexByte("+-0123456789.eE", p.data[p.i]) >= 0 {
+			p.i++
+		}
+		return json.Number(p.data[start:p.i]), nil
+	}
+}
+
+// skipComposite moves past the object or array that starts at p.i.
+func (p *jsonScan) skipComposite() error {
+	depth := 0
+	for ; p.i < len(p.data); p.i++ {
+		switch p.data[p.i] {
+		case '"':
+			if _, err := p.str(); err != nil {
+				return err
+			}
+			p.i--
+		case '{', '[':
+			depth++
+		case '}', ']':
+			depth--
+		}
+		if depth == 0 {
+			p.i++
+			return nil
+		}
+	}
+	return io.ErrUnexpectedEOF
+}
+
+// decodeObjectSlow decodes with encoding/json's token API; it is the
+// reference decoder, used to word the error for invalid JSON.
+func decodeObjectSlow(data []byte, set string) ([]member, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
 	bad := func(err error) *apiError {
@@ -110,6 +259,9 @@ func (cs *changeSet) add(d *tableDef, name string, raw any) error {
 
 	case annotated && annotation == "odata.bind":
 		nav, ok := d.navs[prop]
+		if ok && nav.attr.readOnly {
+			return nil // createdby and modifiedby are the service's to set
+		}
 		if !ok {
 			return errPayload(d.set, fmt.Sprintf("An undeclared property '%s' which only has property annotations in the payload but no property value was found in the payload. In OData, only declared navigation properties and declared named streams can be represented as properties without values.", prop))
 		}
@@ -130,6 +282,9 @@ func (cs *changeSet) add(d *tableDef, name string, raw any) error {
 	}
 
 	if nav, ok := d.navs[name]; ok {
+		if nav.attr.readOnly {
+			return nil
+		}
 		switch raw.(type) {
 		case nil:
 			cs.vals[nav.attr.name] = nil

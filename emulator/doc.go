@@ -24,9 +24,31 @@
 //   - Queries: $select, $filter (eq ne gt ge lt le, and or not, parentheses,
 //     contains/startswith/endswith, null, parameter aliases), $orderby, $top,
 //     $count and paging with Prefer: odata.maxpagesize and @odata.nextLink.
-//   - Metadata: EntityDefinitions (by LogicalName or MetadataId, as a
-//     collection with $filter), their Keys and Attributes, $expand of those;
-//     and the WhoAmI function.
+//   - $expand of single-valued navigation properties (lookups) with a nested
+//     $select, on single rows and on lists.
+//   - $batch: multipart/mixed requests and responses, change sets applied
+//     atomically (a failure rolls back the change set's earlier
+//     operations), Content-ID and $n references, Prefer:
+//     odata.continue-on-error and the limit of 1000 requests.
+//   - Bulk messages: CreateMultiple, UpdateMultiple and UpsertMultiple on
+//     every table, all or nothing; DeleteMultiple on elastic tables.
+//   - Change tracking: Prefer: odata.track-changes returns an
+//     @odata.deltaLink; the link returns rows created or changed since and
+//     deletions as $deletedEntity entries, paged like any query.
+//   - Metadata: $metadata (CSDL), EntityDefinitions (by LogicalName or
+//     MetadataId, as a collection with $filter), their Keys and Attributes,
+//     $expand of those; and the WhoAmI function.
+//   - Identity: a static bearer token, and an OAuth 2.0 client-credentials
+//     token endpoint (/{tenant}/oauth2/v2.0/token) issuing expiring tokens
+//     for configured applications. Each caller is a systemusers row whose
+//     id is written to _createdby_value and _modifiedby_value.
+//   - Service protection: per-user limits on requests and execution time
+//     per sliding window and on concurrent requests, answered with 429,
+//     Retry-After and Dataverse's error codes; x-ms-ratelimit-* and
+//     x-ms-dop-hint headers.
+//   - Test hooks outside /api/data: /_emulator/faults injects latency,
+//     5xx answers, 429 storms and dropped connections; /_emulator/reset
+//     deletes every row.
 //
 // # Fidelity
 //
@@ -38,11 +60,11 @@
 // timestamps, and versionnumber drawn from one organisation-wide counter so
 // that ETags change on every write.
 //
-// Not served yet, and answered with 501 rather than ignored: $batch, the bulk
-// messages (CreateMultiple and friends), change tracking
-// (Prefer: odata.track-changes), $expand on rows, property and navigation
-// paths, $metadata. Not modelled: relationship cascades on delete (a deleted
-// row's referrers keep their lookup value), duplicate detection rules,
-// formatted-value annotations, accent-insensitive collation, service
-// protection limits.
+// Not served, and answered with 501 rather than ignored: property and
+// collection-valued navigation paths, nested options in $expand other than
+// $select, $apply, $search, FetchXML, deep insert. Not modelled:
+// relationship cascades on delete (a deleted row's referrers keep their
+// lookup value), duplicate detection rules, formatted values other than a
+// lookup's name, accent-insensitive collation, webhooks, security roles.
+// docs/emulator.md lists every difference known.
 package emulator

@@ -499,7 +499,7 @@ func (s *Server) serveWhoAmI(w http.ResponseWriter, req *request) error {
 	buf := []byte(`{"@odata.context":`)
 	buf = appendJSONString(buf, req.base+"/$metadata#Microsoft.Dynamics.CRM.WhoAmIResponse")
 	buf = fmt.Appendf(buf, `,"BusinessUnitId":"%s","UserId":"%s","OrganizationId":"%s"}`,
-		s.businessUnitID, s.userID, s.organizationID)
+		s.businessUnitID, userOf(req.Context()), s.organizationID)
 	writeJSON(w, http.StatusOK, buf)
 	return nil
 }

@@ -3,6 +3,7 @@ package emulator
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/google/uuid"
@@ -110,6 +111,7 @@ type tableDef struct {
 	primaryID      string
 	primaryName    string
 	changeTracking bool
+	elastic        bool
 	metadataID     uuid.UUID
 	attrs          []*attrDef          // output order
 	byProp         map[string]*attrDef // by Web API property name
@@ -125,6 +127,24 @@ func (d *tableDef) typeName() string { return "Microsoft.Dynamics.CRM." + d.logi
 // same schema always reports the same ids.
 var metadataNamespace = uuid.MustParse("6f0c1f0e-2a1b-4d5e-9c7a-3b8e4f1d2c60")
 
+// The built-in user table: the static token's user and one application
+// user per Application live here, so that _createdby_value and
+// _modifiedby_value point at rows a client can read.
+const (
+	systemUserLogical = "systemuser"
+	systemUserSet     = "systemusers"
+)
+
+var systemUserTable = Table{
+	LogicalName: systemUserLogical, EntitySet: systemUserSet, PrimaryID: "systemuserid", PrimaryName: "fullname",
+	Attributes: []Attribute{
+		{Name: "fullname", Type: "string", MaxLength: 200},
+		{Name: "applicationid", Type: "uniqueidentifier"},
+		{Name: "domainname", Type: "string", MaxLength: 1024},
+		{Name: "isdisabled", Type: "boolean"},
+	},
+}
+
 // compileSchema validates s and builds the table definitions.
 func compileSchema(s *Schema) ([]*tableDef, error) {
 	if s == nil {
@@ -138,14 +158,16 @@ func compileSchema(s *Schema) ([]*tableDef, error) {
 		return nil, errors.Join(errs...)
 	}
 	byLogical := map[string]*tableDef{}
-	defs := make([]*tableDef, len(s.Tables))
-	for i, t := range s.Tables {
+	tables := append(slices.Clone(s.Tables), systemUserTable)
+	defs := make([]*tableDef, len(tables))
+	for i, t := range tables {
 		d := &tableDef{
 			logical:        t.LogicalName,
 			set:            t.EntitySet,
 			primaryID:      t.PrimaryID,
 			primaryName:    t.PrimaryName,
 			changeTracking: t.ChangeTracking,
+			elastic:        t.Elastic,
 			metadataID:     uuid.NewSHA1(metadataNamespace, []byte("entity/"+t.LogicalName)),
 			byProp:         map[string]*attrDef{},
 			byName:         map[string]*attrDef{},
@@ -157,7 +179,8 @@ func compileSchema(s *Schema) ([]*tableDef, error) {
 		defs[i] = d
 		byLogical[d.logical] = d
 	}
-	for i, t := range s.Tables {
+	users := byLogical[systemUserLogical]
+	for i, t := range tables {
 		d := defs[i]
 		d.add(&attrDef{name: d.primaryID, typ: tGUID, primaryID: true, system: true})
 		for _, a := range t.Attributes {
@@ -168,6 +191,13 @@ func compileSchema(s *Schema) ([]*tableDef, error) {
 		d.add(&attrDef{name: "createdon", typ: tDateTime, readOnly: true, system: true})
 		d.add(&attrDef{name: "modifiedon", typ: tDateTime, readOnly: true, system: true})
 		d.add(&attrDef{name: "versionnumber", typ: tBigInt, readOnly: true, system: true})
+		d.add(&attrDef{name: "createdby", typ: tLookup, targets: []*tableDef{users}, navs: []string{"createdby"}, readOnly: true, system: true})
+		d.add(&attrDef{name: "modifiedby", typ: tLookup, targets: []*tableDef{users}, navs: []string{"modifiedby"}, readOnly: true, system: true})
+		if d.elastic {
+			// Elastic tables partition their rows; the value is stored
+			// and returned but has no other effect here.
+			d.add(&attrDef{name: "partitionid", typ: tString, maxLength: 100, system: true})
+		}
 		for _, k := range t.Keys {
 			kd := &keyDef{name: k.Name, metadataID: uuid.NewSHA1(metadataNamespace, []byte("key/"+t.LogicalName+"/"+k.Name))}
 			for _, name := range k.Attributes {

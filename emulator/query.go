@@ -49,6 +49,11 @@ func parseListQuery(d *tableDef, q url.Values) (*listQuery, error) {
 	if lq.sel, err = parseSelect(d, q); err != nil {
 		return nil, err
 	}
+	exp, err := parseExpand(d, q.Get("$expand"))
+	if err != nil {
+		return nil, err
+	}
+	lq.sel = withExpand(lq.sel, exp)
 	if f := q.Get("$filter"); q.Has("$filter") {
 		if lq.filter, err = parseFilter(d, f, q); err != nil {
 			return nil, err
@@ -114,11 +119,11 @@ func parseOrderBy(d *tableDef, expr string) ([]orderTerm, error) {
 // an @odata.nextLink while more remain. $top returns at most that many rows
 // and disables paging, as documented.
 func (s *Server) list(w http.ResponseWriter, req *request, ts *tableStore) error {
-	if err := checkOptions(req.query, "$select", "$filter", "$orderby", "$top", "$count", "$skiptoken"); err != nil {
-		return err
+	if req.prefs.trackChanges || req.query.Has("$deltatoken") {
+		return s.delta(w, req, ts)
 	}
-	if req.prefs.trackChanges {
-		return errNotImplemented("Change tracking (Prefer: odata.track-changes)")
+	if err := checkOptions(req.query, "$select", "$filter", "$orderby", "$top", "$count", "$skiptoken", "$expand"); err != nil {
+		return err
 	}
 	d := ts.def
 	lq, err := parseListQuery(d, req.query)
@@ -181,7 +186,7 @@ func (s *Server) list(w http.ResponseWriter, req *request, ts *tableStore) error
 		if i > 0 {
 			buf = append(buf, ',')
 		}
-		buf = appendRow(buf, "", r, lq.sel, req.prefs)
+		buf = s.appendRow(buf, "", r, lq.sel, req.prefs)
 	}
 	buf = append(buf, ']')
 	if more {

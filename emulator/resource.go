@@ -68,6 +68,9 @@ func parseRecordKey(d *tableDef, pred string) (recordKey, error) {
 		}
 		return recordKey{id: id}, nil
 	}
+	if rk, ok := parseSimpleStringKey(d, pred); ok {
+		return rk, nil
+	}
 	toks, err := lex(pred)
 	if err != nil {
 		return recordKey{}, err
@@ -146,4 +149,27 @@ func parseRecordURI(uri string) (set, pred string, ok bool) {
 // entityURL is a record's canonical URL, as sent in OData-EntityId.
 func entityURL(base string, d *tableDef, id uuid.UUID) string {
 	return fmt.Sprintf("%s/%s(%s)", base, d.set, id)
+}
+
+// parseSimpleStringKey is the fast path of parseRecordKey for the most
+// common alternate key, one string column with a value free of quotes:
+// accountnumber='A1'. Bulk upserts address thousands of rows this way.
+func parseSimpleStringKey(d *tableDef, pred string) (recordKey, bool) {
+	name, rest, ok := strings.Cut(pred, "=")
+	if !ok || len(rest) < 2 || rest[0] != '\'' || rest[len(rest)-1] != '\'' {
+		return recordKey{}, false
+	}
+	val := rest[1 : len(rest)-1]
+	if strings.ContainsRune(val, '\'') {
+		return recordKey{}, false
+	}
+	a, ok := d.byProp[name]
+	if !ok || a.typ != tString {
+		return recordKey{}, false
+	}
+	k := d.keyFor([]string{name})
+	if k == nil {
+		return recordKey{}, false
+	}
+	return recordKey{key: k, vals: map[string]any{a.name: val}}, true
 }

@@ -12,6 +12,11 @@ import (
 
 // serveEntitySet dispatches requests on an entity set and its records.
 func (s *Server) serveEntitySet(w http.ResponseWriter, req *request, ts *tableStore, segs []segment) error {
+	if len(segs) == 2 && !segs[0].hasArg && !segs[1].hasArg {
+		if action, ok := bulkActions[segs[1].name]; ok {
+			return s.serveBulk(w, req, ts, action)
+		}
+	}
 	if len(segs) > 1 {
 		return errNotImplemented("Property, navigation and bound-operation paths")
 	}
@@ -42,13 +47,18 @@ func (s *Server) serveEntitySet(w http.ResponseWriter, req *request, ts *tableSt
 // retrieve answers GET <set>(<key>): 200 with the row, 304 when
 // If-None-Match names its current ETag, 404 when absent.
 func (s *Server) retrieve(w http.ResponseWriter, req *request, ts *tableStore, key recordKey) error {
-	if err := checkOptions(req.query, "$select"); err != nil {
+	if err := checkOptions(req.query, "$select", "$expand"); err != nil {
 		return err
 	}
 	sel, err := parseSelect(ts.def, req.query)
 	if err != nil {
 		return err
 	}
+	exp, err := parseExpand(ts.def, req.query.Get("$expand"))
+	if err != nil {
+		return err
+	}
+	sel = withExpand(sel, exp)
 	r := ts.lookup(key)
 	if r == nil {
 		return notFound(ts.def, key)
@@ -58,7 +68,7 @@ func (s *Server) retrieve(w http.ResponseWriter, req *request, ts *tableStore, k
 		w.WriteHeader(http.StatusNotModified)
 		return nil
 	}
-	writeEntity(w, req, ts.def, r, sel, http.StatusOK)
+	s.writeEntity(w, req, ts.def, r, sel, http.StatusOK)
 	return nil
 }
 
@@ -84,12 +94,12 @@ func (s *Server) create(w http.ResponseWriter, req *request, ts *tableStore) err
 		id = *cs.id
 	}
 	ts.mu.Lock()
-	r, err := ts.insert(id, cs.vals, now(), s.version.Add(1))
+	r, err := ts.insert(id, cs.vals, s.newStamp(userOf(req.Context())))
 	ts.mu.Unlock()
 	if err != nil {
 		return err
 	}
-	writeWriteResult(w, req, ts.def, r, sel, true)
+	s.writeWriteResult(w, req, ts.def, r, sel, true)
 	return nil
 }
 
@@ -116,17 +126,17 @@ func (s *Server) patch(w http.ResponseWriter, req *request, ts *tableStore, key 
 	createOnly := strings.TrimSpace(req.Header.Get("If-None-Match")) == "*"
 
 	ts.mu.Lock()
-	r, created, err := s.upsertLocked(ts, key, cs, ifMatch, createOnly)
+	r, created, err := s.upsertLocked(ts, key, cs, ifMatch, createOnly, userOf(req.Context()))
 	ts.mu.Unlock()
 	if err != nil {
 		return err
 	}
-	writeWriteResult(w, req, ts.def, r, sel, created)
+	s.writeWriteResult(w, req, ts.def, r, sel, created)
 	return nil
 }
 
 // upsertLocked applies a PATCH; the caller holds ts.mu exclusively.
-func (s *Server) upsertLocked(ts *tableStore, key recordKey, cs *changeSet, ifMatch *etagCondition, createOnly bool) (*row, bool, error) {
+func (s *Server) upsertLocked(ts *tableStore, key recordKey, cs *changeSet, ifMatch *etagCondition, createOnly bool, by uuid.UUID) (*row, bool, error) {
 	d := ts.def
 	existing := ts.find(key)
 	if ifMatch != nil {
@@ -153,7 +163,7 @@ func (s *Server) upsertLocked(ts *tableStore, key recordKey, cs *changeSet, ifMa
 				delete(changes, a.name)
 			}
 		}
-		r, err := ts.update(existing, changes, now(), s.version.Add(1))
+		r, err := ts.update(existing, changes, s.newStamp(by))
 		return r, false, err
 	}
 
@@ -181,7 +191,7 @@ func (s *Server) upsertLocked(ts *tableStore, key recordKey, cs *changeSet, ifMa
 			vals[a.name] = v
 		}
 	}
-	r, err := ts.insert(id, vals, now(), s.version.Add(1))
+	r, err := ts.insert(id, vals, s.newStamp(by))
 	return r, true, err
 }
 
@@ -201,7 +211,7 @@ func (s *Server) delete(w http.ResponseWriter, req *request, ts *tableStore, key
 	case ifMatch != nil && !ifMatch.matches(r):
 		err = errVersionMismatch()
 	default:
-		ts.remove(r)
+		ts.remove(r, s.newStamp(userOf(req.Context())))
 	}
 	ts.mu.Unlock()
 	if err != nil {
@@ -222,6 +232,20 @@ func errIDMismatch(d *tableDef) *apiError {
 	return errPayload(d.set, "The primary key value in the request body does not match the record addressed by the URL.")
 }
 
+// stamp is what a write records besides the row's values: when, the
+// version it takes, and the user who made it.
+type stamp struct {
+	at      time.Time
+	version int64
+	by      uuid.UUID
+}
+
+// newStamp draws the next version. Callers hold the written table's lock,
+// so versions grow in the order rows are stored.
+func (s *Server) newStamp(by uuid.UUID) stamp {
+	return stamp{at: now(), version: s.version.Add(1), by: by}
+}
+
 // now is the write timestamp: UTC, whole seconds, as Dataverse stores it.
 func now() time.Time { return time.Now().UTC().Truncate(time.Second) }
 
@@ -238,13 +262,13 @@ func newID() uuid.UUID {
 // writeWriteResult answers a successful create or update: the row with
 // 201/200 when return=representation was preferred, else 204 with
 // OData-EntityId.
-func writeWriteResult(w http.ResponseWriter, req *request, d *tableDef, r *row, sel selection, created bool) {
+func (s *Server) writeWriteResult(w http.ResponseWriter, req *request, d *tableDef, r *row, sel selection, created bool) {
 	if req.prefs.returnRepresentation {
 		status := http.StatusOK
 		if created {
 			status = http.StatusCreated
 		}
-		writeEntity(w, req, d, r, sel, status)
+		s.writeEntity(w, req, d, r, sel, status)
 		return
 	}
 	w.Header().Set("OData-EntityId", entityURL(req.base, d, r.id))
@@ -252,7 +276,7 @@ func writeWriteResult(w http.ResponseWriter, req *request, d *tableDef, r *row, 
 }
 
 // writeEntity sends one row with its @odata.context and ETag header.
-func writeEntity(w http.ResponseWriter, req *request, d *tableDef, r *row, sel selection, status int) {
+func (s *Server) writeEntity(w http.ResponseWriter, req *request, d *tableDef, r *row, sel selection, status int) {
 	var applied []string
 	if req.prefs.returnRepresentation && req.Method != http.MethodGet {
 		applied = append(applied, "return=representation")
@@ -265,7 +289,7 @@ func writeEntity(w http.ResponseWriter, req *request, d *tableDef, r *row, sel s
 	}
 	w.Header().Set("ETag", r.etag())
 	ctx := req.base + "/$metadata#" + d.set + sel.context + "/$entity"
-	writeJSON(w, status, appendRow(nil, ctx, r, sel, req.prefs))
+	writeJSON(w, status, s.appendRow(nil, ctx, r, sel, req.prefs))
 }
 
 // selection is a parsed $select: the columns to write, in table order, the
@@ -273,6 +297,7 @@ func writeEntity(w http.ResponseWriter, req *request, d *tableDef, r *row, sel s
 type selection struct {
 	cols    []*attrDef
 	context string // "(name,accountnumber)" for @odata.context, "" for all
+	expand  []rowExpansion
 }
 
 func parseSelect(d *tableDef, q url.Values) (selection, error) {
@@ -310,7 +335,7 @@ func parseSelect(d *tableDef, q url.Values) (selection, error) {
 // @odata.etag, then the selected columns. Lookups carry the
 // lookuplogicalname and associatednavigationproperty annotations when the
 // client asked for them with odata.include-annotations.
-func appendRow(buf []byte, ctx string, r *row, sel selection, prefs preferences) []byte {
+func (s *Server) appendRow(buf []byte, ctx string, r *row, sel selection, prefs preferences) []byte {
 	buf = append(buf, '{')
 	if ctx != "" {
 		buf = append(buf, `"@odata.context":`...)
@@ -322,6 +347,11 @@ func appendRow(buf []byte, ctx string, r *row, sel selection, prefs preferences)
 	for _, a := range sel.cols {
 		v := r.vals[a.name]
 		if ref, ok := v.(lookupRef); ok && prefs.annotations != "" {
+			if prefs.wantsAnnotation(formattedValue) {
+				if name := s.lookupName(ref); name != "" {
+					buf = appendAnnotation(buf, a.prop, formattedValue, name)
+				}
+			}
 			if term := "Microsoft.Dynamics.CRM.associatednavigationproperty"; prefs.wantsAnnotation(term) {
 				buf = appendAnnotation(buf, a.prop, term, navName(navProp{attr: a, target: ref.table}))
 			}
@@ -334,6 +364,7 @@ func appendRow(buf []byte, ctx string, r *row, sel selection, prefs preferences)
 		buf = append(buf, ':')
 		buf = appendValue(buf, a, v)
 	}
+	buf = s.appendExpanded(buf, r, sel.expand, prefs)
 	return append(buf, '}')
 }
 

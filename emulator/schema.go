@@ -12,6 +12,7 @@ import (
 	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/ast"
 	"github.com/goccy/go-yaml/parser"
+	"github.com/google/uuid"
 )
 
 // Schema is the set of tables the emulator serves. It is plain data: build it
@@ -22,6 +23,25 @@ type Schema struct {
 	// current format.
 	Version int     `yaml:"version,omitempty"`
 	Tables  []Table `yaml:"tables"`
+	// Applications are the app registrations the token endpoint issues
+	// tokens to, each acting as its own application user.
+	Applications []Application `yaml:"applications,omitempty"`
+}
+
+// Application is an app registration for the OAuth 2.0 client-credentials
+// token endpoint, /{tenant}/oauth2/v2.0/token. Its tokens act as an
+// application user: a systemusers row whose id appears in
+// _createdby_value and _modifiedby_value of the rows it writes.
+type Application struct {
+	// ClientID is the application (client) id clients send as client_id.
+	ClientID string `yaml:"client_id"`
+	// ClientSecret is the secret clients send as client_secret.
+	ClientSecret string `yaml:"client_secret"`
+	// Name is the application user's full name; default "# <client id>".
+	Name string `yaml:"name,omitempty"`
+	// UserID is the application user's systemuserid; by default it is
+	// derived from ClientID, so it is the same on every start.
+	UserID string `yaml:"user_id,omitempty"`
 }
 
 // Table describes one Dataverse table.
@@ -42,9 +62,12 @@ type Table struct {
 	// Attributes with type string.
 	PrimaryName string `yaml:"primary_name,omitempty"`
 	// ChangeTracking is reported as EntityMetadata.ChangeTrackingEnabled.
-	ChangeTracking bool        `yaml:"change_tracking,omitempty"`
-	Attributes     []Attribute `yaml:"attributes"`
-	Keys           []Key       `yaml:"keys,omitempty"`
+	ChangeTracking bool `yaml:"change_tracking,omitempty"`
+	// Elastic marks an elastic table: it accepts DeleteMultiple, which
+	// Dataverse refuses on standard tables.
+	Elastic    bool        `yaml:"elastic,omitempty"`
+	Attributes []Attribute `yaml:"attributes"`
+	Keys       []Key       `yaml:"keys,omitempty"`
 }
 
 // Attribute describes one column.
@@ -163,7 +186,7 @@ var reservedSegments = map[string]bool{
 }
 
 // systemColumns are added to every table; user attributes may not reuse them.
-var systemColumns = []string{"createdon", "modifiedon", "versionnumber", "statecode", "statuscode"}
+var systemColumns = []string{"createdon", "modifiedon", "versionnumber", "statecode", "statuscode", "createdby", "modifiedby"}
 
 // keyTypes are the column types a Dataverse alternate key may contain.
 var keyTypes = map[string]bool{
@@ -199,8 +222,39 @@ func validateSchema(s *Schema) []problem {
 			sets[t.EntitySet] = i
 		}
 	}
+	for i, t := range s.Tables {
+		if t.LogicalName == systemUserLogical || t.EntitySet == systemUserSet {
+			add(fmt.Sprintf("tables[%d]", i), "the %s table (%s) is provided by the emulator", systemUserLogical, systemUserSet)
+		}
+	}
+	// Lookups may point at the built-in user table.
+	logical[systemUserLogical] = -1
 	for i := range s.Tables {
 		probs = append(probs, validateTable(&s.Tables[i], fmt.Sprintf("tables[%d]", i), logical)...)
+	}
+	probs = append(probs, validateApplications(s.Applications)...)
+	return probs
+}
+
+func validateApplications(apps []Application) []problem {
+	var probs []problem
+	ids := map[string]int{}
+	for i, a := range apps {
+		path := fmt.Sprintf("applications[%d]", i)
+		if a.ClientID == "" {
+			probs = append(probs, problem{path + ".client_id", "is required"})
+		} else if j, dup := ids[strings.ToLower(a.ClientID)]; dup {
+			probs = append(probs, problem{path + ".client_id", fmt.Sprintf("duplicate client id (also applications[%d])", j)})
+		}
+		ids[strings.ToLower(a.ClientID)] = i
+		if a.ClientSecret == "" {
+			probs = append(probs, problem{path + ".client_secret", "is required"})
+		}
+		if a.UserID != "" {
+			if _, err := uuid.Parse(a.UserID); err != nil {
+				probs = append(probs, problem{path + ".user_id", fmt.Sprintf("%q is not a GUID", a.UserID)})
+			}
+		}
 	}
 	return probs
 }
@@ -234,6 +288,9 @@ func validateTable(t *Table, path string, tables map[string]int) []problem {
 	names := map[string]string{primaryID: "the primary id"}
 	for _, c := range systemColumns {
 		names[c] = "a system column added to every table"
+	}
+	if t.Elastic {
+		names["partitionid"] = "the partition column of elastic tables"
 	}
 	attrs := map[string]*Attribute{}
 	for i := range t.Attributes {

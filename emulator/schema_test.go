@@ -139,3 +139,40 @@ func TestNewValidatesSchema(t *testing.T) {
 		t.Fatal("New(nil) succeeded")
 	}
 }
+
+func TestElasticPartitionColumn(t *testing.T) {
+	_, err := emulator.ParseSchema([]byte(`
+tables:
+  - logical_name: dvs_event
+    entity_set: dvs_events
+    elastic: true
+    attributes:
+      - {name: partitionid, type: string}
+`), "elastic.yaml")
+	if err == nil || !strings.Contains(err.Error(), "partition column") {
+		t.Errorf("error %v, want the partitionid clash", err)
+	}
+}
+
+func TestSystemUserIsBuiltIn(t *testing.T) {
+	_, err := emulator.ParseSchema([]byte(`
+tables:
+  - logical_name: systemuser
+    entity_set: systemusers
+    attributes:
+      - {name: fullname, type: string}
+`), "users.yaml")
+	if err == nil || !strings.Contains(err.Error(), "provided by the emulator") {
+		t.Errorf("error %v, want systemuser reserved", err)
+	}
+	// Lookups may point at it.
+	if _, err := emulator.ParseSchema([]byte(`
+tables:
+  - logical_name: dvs_task
+    entity_set: dvs_tasks
+    attributes:
+      - {name: dvs_ownerid, type: lookup, targets: [systemuser]}
+`), "task.yaml"); err != nil {
+		t.Error(err)
+	}
+}

@@ -1,16 +1,17 @@
 package emulator
 
 import (
-	"crypto/sha256"
-	"crypto/subtle"
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -25,28 +26,45 @@ const maxBodyBytes = 32 << 20
 
 // Options configures a Server.
 type Options struct {
-	// Token is the bearer token every request must carry
-	// ("Authorization: Bearer <Token>"); others get 401. Required.
+	// Token is the static bearer token ("Authorization: Bearer <Token>");
+	// it acts as the built-in emulator user. Requests without it or a
+	// token from the token endpoint get 401. Required.
 	Token string
 	// Logger receives one debug record per request and errors the emulator
 	// could not answer with a Dataverse error. nil discards.
 	Logger *slog.Logger
+	// Limits are the service protection limits per user; the zero value
+	// enforces none.
+	Limits Limits
+	// Faults are injected from the start; the admin endpoint
+	// /_emulator/faults changes them at run time.
+	Faults Faults
+	// Applications may get tokens from the token endpoint, in addition to
+	// those of the schema.
+	Applications []Application
+	// TokenLifetime is the lifetime of issued tokens; default one hour.
+	TokenLifetime time.Duration
+	// ChangeRetention is how long deletions are remembered for delta
+	// queries and delta tokens stay valid; default 7 days, as Dataverse.
+	ChangeRetention time.Duration
 }
 
 // Server is an in-memory Dataverse Web API. It serves /api/data/v9.2/ (and
-// v9.0, v9.1) for the tables of its Schema: row create, retrieve, update,
-// upsert and delete by primary or alternate key, list queries with $select,
-// $filter, $orderby, $top and paging, and the metadata and WhoAmI calls a
-// client needs. Data lives only in memory and is lost when the Server is
-// dropped.
+// v9.0, v9.1) for the tables of its Schema, the token endpoint for its
+// applications and the /_emulator/ test hooks; the package documentation
+// lists what it serves. Data lives only in memory and is lost when the
+// Server is dropped.
 //
-// A Server is safe for concurrent use. Reads of a table share a lock; a write
-// locks only its own table while it checks and stores the row.
+// A Server is safe for concurrent use. Reads of a table share a lock; a
+// write locks only its own table while it checks and stores the row, and a
+// bulk message holds it for all its rows. A $batch change set excludes all
+// other writes while it runs, so that it can be rolled back; reads may see
+// its writes before it commits (read uncommitted).
 type Server struct {
 	tables    []*tableStore
 	bySet     map[string]*tableStore
 	byLogical map[string]*tableStore
-	tokenHash [sha256.Size]byte
+	ids       *identities
 	log       *slog.Logger
 
 	// version is the organisation-wide row version counter: every write
@@ -54,7 +72,17 @@ type Server struct {
 	// all tables, like SQL Server's rowversion.
 	version atomic.Int64
 
-	userID         uuid.UUID
+	// writeMu orders writes against atomic groups that span tables: every
+	// write request holds it shared, a $batch change set holds it
+	// exclusively while it runs, so that its rollback restores exactly what
+	// it changed. Reads never take it; they may see a change set's
+	// uncommitted writes, as a read-uncommitted query would.
+	writeMu sync.RWMutex
+
+	limiter         *limiter
+	faults          faultState
+	changeRetention time.Duration
+
 	businessUnitID uuid.UUID
 	organizationID uuid.UUID
 }
@@ -64,19 +92,34 @@ func New(s *Schema, opts Options) (*Server, error) {
 	if opts.Token == "" {
 		return nil, errors.New("emulator: Options.Token is required")
 	}
+	if err := opts.Faults.toJSON().validate(); err != nil {
+		return nil, fmt.Errorf("emulator: Options.Faults: %w", err)
+	}
+	if opts.Limits.Requests < 0 || opts.Limits.Concurrent < 0 || opts.Limits.ExecutionTime < 0 || opts.Limits.Window < 0 {
+		return nil, errors.New("emulator: Options.Limits must not be negative")
+	}
 	defs, err := compileSchema(s)
 	if err != nil {
 		return nil, err
 	}
-	srv := &Server{
-		bySet:          map[string]*tableStore{},
-		byLogical:      map[string]*tableStore{},
-		tokenHash:      sha256.Sum256([]byte(opts.Token)),
-		log:            opts.Logger,
-		userID:         uuid.New(),
-		businessUnitID: uuid.New(),
-		organizationID: uuid.New(),
+	apps := append(slices.Clone(s.Applications), opts.Applications...)
+	if probs := validateApplications(apps); len(probs) > 0 {
+		return nil, fmt.Errorf("emulator: applications: %s: %s", probs[0].path, probs[0].msg)
 	}
+	srv := &Server{
+		bySet:           map[string]*tableStore{},
+		byLogical:       map[string]*tableStore{},
+		log:             opts.Logger,
+		businessUnitID:  uuid.New(),
+		organizationID:  uuid.New(),
+		limiter:         newLimiter(opts.Limits),
+		ids:             newIdentities(opts.Token, apps, opts.TokenLifetime),
+		changeRetention: opts.ChangeRetention,
+	}
+	if srv.changeRetention <= 0 {
+		srv.changeRetention = defaultChangeRetention
+	}
+	srv.faults.set(opts.Faults)
 	if srv.log == nil {
 		srv.log = slog.New(slog.DiscardHandler)
 	}
@@ -85,6 +128,9 @@ func New(s *Schema, opts Options) (*Server, error) {
 		srv.tables = append(srv.tables, ts)
 		srv.bySet[d.set] = ts
 		srv.byLogical[d.logical] = ts
+	}
+	if err := srv.addUsers(apps); err != nil {
+		return nil, err
 	}
 	return srv, nil
 }
@@ -95,16 +141,20 @@ type request struct {
 	base  string // "http://host/api/data/v9.2", no trailing slash
 	query url.Values
 	prefs preferences
+	// inBatch marks a request that is a part of a $batch.
+	inBatch bool
 }
 
 // ServeHTTP serves the Web API. Paths outside /api/data/v9.x/ get 404; every
 // response carries OData-Version: 4.0 and JSON bodies are
-// application/json; odata.metadata=minimal.
+// application/json; odata.metadata=minimal. Requests pass, in order,
+// authentication (401), service protection (429) and fault injection before
+// they are handled. /_emulator/ holds the admin endpoints (Faults).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 	sw.Header().Set("OData-Version", "4.0")
-	if err := s.serve(sw, r); err != nil {
+	if err := s.serve(sw, r, start); err != nil {
 		s.writeError(sw, r, err)
 	}
 	s.log.LogAttrs(r.Context(), slog.LevelDebug, "dataverse emulator request",
@@ -112,11 +162,34 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		slog.Int("status", sw.status), slog.Duration("elapsed", time.Since(start)))
 }
 
-func (s *Server) serve(w http.ResponseWriter, r *http.Request) error {
-	if !s.authorized(r) {
-		w.Header().Set("WWW-Authenticate", "Bearer")
-		return errUnauthenticated()
+func (s *Server) serve(w http.ResponseWriter, r *http.Request, start time.Time) error {
+	if tokenPath.MatchString(r.URL.Path) {
+		s.serveToken(w, r)
+		return nil
 	}
+	user, why := s.ids.authenticate(r, start)
+	if why != authOK {
+		return unauthenticated(w, r, why)
+	}
+	r = r.WithContext(context.WithValue(r.Context(), userKey{}, user))
+	if strings.HasPrefix(r.URL.Path, "/_emulator/") {
+		return s.serveAdmin(w, r)
+	}
+	u, retry, aerr := s.limiter.acquire(w.Header(), user, start)
+	if aerr != nil {
+		w.Header().Set("Retry-After", retryAfterSeconds(retry))
+		return aerr
+	}
+	defer func() { s.limiter.release(u, start, time.Now()) }()
+	if err := s.injectFaults(w, r); err != nil {
+		return err
+	}
+	return s.route(w, r, false, false)
+}
+
+// route serves an authenticated request. inBatch marks a part of a $batch;
+// locked means the caller already holds writeMu exclusively.
+func (s *Server) route(w http.ResponseWriter, r *http.Request, inBatch, locked bool) error {
 	version, rest, ok := splitAPIPath(r.URL.Path)
 	if !ok {
 		return errSegmentNotFound(strings.TrimPrefix(r.URL.Path, "/"))
@@ -130,6 +203,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) error {
 		base:    scheme(r) + "://" + r.Host + "/api/data/" + version,
 		query:   query,
 		prefs:   parsePreferences(r.Header.Values("Prefer")),
+		inBatch: inBatch,
 	}
 	segs, err := splitSegments(rest)
 	if err != nil {
@@ -137,6 +211,16 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) error {
 	}
 	if len(segs) == 0 {
 		return errNotImplemented("The service document")
+	}
+	if segs[0].name == "$batch" {
+		if len(segs) > 1 {
+			return errSegmentNotFound(rest)
+		}
+		return s.serveBatch(w, req, version)
+	}
+	if !locked && r.Method != http.MethodGet && r.Method != http.MethodHead {
+		s.writeMu.RLock()
+		defer s.writeMu.RUnlock()
 	}
 	switch first := segs[0]; first.name {
 	case "WhoAmI":
@@ -146,25 +230,17 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) error {
 		return s.serveWhoAmI(w, req)
 	case "EntityDefinitions":
 		return s.serveEntityDefinitions(w, req, segs)
-	case "$metadata", "$batch":
-		return errNotImplemented(first.name)
+	case "$metadata":
+		if len(segs) > 1 {
+			return errSegmentNotFound(rest)
+		}
+		return s.serveMetadata(w, req)
 	}
 	ts, ok := s.bySet[segs[0].name]
 	if !ok {
 		return errSegmentNotFound(segs[0].name)
 	}
 	return s.serveEntitySet(w, req, ts, segs)
-}
-
-// authorized compares the bearer token in constant time; hashing first keeps
-// the comparison independent of the token's length too.
-func (s *Server) authorized(r *http.Request) bool {
-	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return false
-	}
-	got := sha256.Sum256([]byte(strings.TrimSpace(token)))
-	return subtle.ConstantTimeCompare(got[:], s.tokenHash[:]) == 1
 }
 
 // splitAPIPath returns the version and the resource path after
@@ -251,6 +327,7 @@ type preferences struct {
 	maxPageSize          int    // 0 when absent
 	annotations          string // odata.include-annotations value, unquoted
 	trackChanges         bool
+	continueOnError      bool
 }
 
 // parsePreferences reads every Prefer header; values are comma-separated and
@@ -272,6 +349,8 @@ func parsePreferences(headers []string) preferences {
 				p.annotations = value
 			case "odata.track-changes":
 				p.trackChanges = true
+			case "odata.continue-on-error":
+				p.continueOnError = value == "" || value == "true"
 			}
 		}
 	}

@@ -67,7 +67,8 @@ func TestRouting(t *testing.T) {
 		{"unknown API version", "GET", "/api/data/v8.2/accounts", 404, "0x80060888", "Resource not found"},
 		{"PUT on a collection", "PUT", "accounts", 405, "0x80060888", "does not support http method 'PUT'"},
 		{"POST on a record", "POST", "accounts(00000000-0000-0000-0000-000000000001)", 405, "0x80060888", "'POST'"},
-		{"batch is not implemented", "POST", "$batch", 501, "0x80040216", "$batch"},
+		{"batch without multipart body", "POST", "$batch", 400, "0x80060888", "multipart/mixed"},
+		{"GET on batch", "GET", "$batch", 405, "0x80060888", "'GET'"},
 		{"navigation paths are not implemented", "GET", "accounts(00000000-0000-0000-0000-000000000001)/name", 501, "0x80040216", "not implemented"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

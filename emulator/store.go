@@ -30,10 +30,23 @@ type tableStore struct {
 	mu   sync.RWMutex
 	rows map[uuid.UUID]*row
 	idx  []map[string]uuid.UUID // parallel to def.keys
+
+	// deleted holds a tombstone per deleted row of a change-tracked
+	// table, for delta queries; floor is the version before which
+	// tombstones may be missing (pruned or reset), so older delta tokens
+	// are expired. Both are guarded by mu.
+	deleted map[uuid.UUID]tombstone
+	floor   int64
+
+	// undo, when set, records every write so that an atomic group of
+	// writes (a $batch change set, a bulk message) can be rolled back. It is
+	// set and cleared only by the goroutine that owns the group, while every
+	// other writer is excluded (see Server.writeMu and journal).
+	undo *journal
 }
 
 func newTableStore(d *tableDef) *tableStore {
-	ts := &tableStore{def: d, rows: map[uuid.UUID]*row{}}
+	ts := &tableStore{def: d, rows: map[uuid.UUID]*row{}, deleted: map[uuid.UUID]tombstone{}}
 	for range d.keys {
 		ts.idx = append(ts.idx, map[string]uuid.UUID{})
 	}
@@ -92,37 +105,44 @@ func (ts *tableStore) checkUnique(vals map[string]any, self uuid.UUID) error {
 
 // insert stores a new row with the given column values (nil values are
 // dropped). The caller holds mu exclusively.
-func (ts *tableStore) insert(id uuid.UUID, vals map[string]any, now time.Time, version int64) (*row, error) {
+func (ts *tableStore) insert(id uuid.UUID, vals map[string]any, st stamp) (*row, error) {
 	if _, exists := ts.rows[id]; exists {
 		return nil, errDuplicateID()
 	}
-	r := &row{id: id, version: version, vals: map[string]any{
-		ts.def.primaryID: id,
-		"statecode":      int64(0),
-		"statuscode":     int64(1),
-	}}
+	// Sized for every column up front: growing a map is most of the cost
+	// of a bulk insert.
+	r := &row{id: id, version: st.version, vals: make(map[string]any, len(ts.def.attrs))}
+	r.vals["statecode"] = int64(0)
+	r.vals["statuscode"] = int64(1)
 	for k, v := range vals {
 		if v != nil {
 			r.vals[k] = v
 		}
 	}
 	r.vals[ts.def.primaryID] = id
-	r.vals["createdon"] = now
-	r.vals["modifiedon"] = now
-	r.vals["versionnumber"] = version
+	by := ts.userRef(st.by)
+	r.vals["createdon"] = st.at
+	r.vals["modifiedon"] = st.at
+	r.vals["createdby"] = by
+	r.vals["modifiedby"] = by
+	r.vals["versionnumber"] = st.version
 	if err := ts.checkUnique(r.vals, id); err != nil {
 		return nil, err
 	}
+	ts.undo.record(ts, nil, r)
 	ts.rows[id] = r
 	ts.index(r)
+	// A row created again under a deleted row's id is a change, not a
+	// delete, to a delta reader.
+	delete(ts.deleted, id)
 	return r, nil
 }
 
 // update replaces old with a copy carrying changes (a nil value clears the
 // column). Every update counts as a write, even one that changes nothing,
 // as in Dataverse. The caller holds mu exclusively.
-func (ts *tableStore) update(old *row, changes map[string]any, now time.Time, version int64) (*row, error) {
-	r := &row{id: old.id, version: version, vals: maps.Clone(old.vals)}
+func (ts *tableStore) update(old *row, changes map[string]any, st stamp) (*row, error) {
+	r := &row{id: old.id, version: st.version, vals: maps.Clone(old.vals)}
 	for k, v := range changes {
 		if v == nil {
 			delete(r.vals, k)
@@ -130,21 +150,38 @@ func (ts *tableStore) update(old *row, changes map[string]any, now time.Time, ve
 			r.vals[k] = v
 		}
 	}
-	r.vals["modifiedon"] = now
-	r.vals["versionnumber"] = version
+	r.vals["modifiedon"] = st.at
+	r.vals["modifiedby"] = ts.userRef(st.by)
+	r.vals["versionnumber"] = st.version
 	if err := ts.checkUnique(r.vals, r.id); err != nil {
 		return nil, err
 	}
 	ts.unindex(old)
 	ts.rows[r.id] = r
 	ts.index(r)
+	ts.undo.record(ts, old, r)
 	return r, nil
 }
 
+// userRef is the value of createdby or modifiedby for user.
+func (ts *tableStore) userRef(user uuid.UUID) lookupRef {
+	return lookupRef{table: ts.def.byName["createdby"].targets[0], id: user}
+}
+
 // remove deletes r. The caller holds mu exclusively.
-func (ts *tableStore) remove(r *row) {
+func (ts *tableStore) remove(r *row, st stamp) {
+	ts.undo.record(ts, r, nil)
 	ts.unindex(r)
 	delete(ts.rows, r.id)
+	if ts.def.changeTracking {
+		ts.deleted[r.id] = tombstone{version: st.version, at: st.at}
+	}
+}
+
+// tombstone records a deletion for delta queries.
+type tombstone struct {
+	version int64
+	at      time.Time
 }
 
 func (ts *tableStore) index(r *row) {

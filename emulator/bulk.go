@@ -1,0 +1,294 @@
+package emulator
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/google/uuid"
+)
+
+// bulkAction is one of the bulk operation messages bound to an entity set.
+type bulkAction int
+
+const (
+	bulkCreate bulkAction = iota
+	bulkUpdate
+	bulkUpsert
+	bulkDelete
+)
+
+var bulkActions = map[string]bulkAction{
+	"Microsoft.Dynamics.CRM.CreateMultiple": bulkCreate,
+	"Microsoft.Dynamics.CRM.UpdateMultiple": bulkUpdate,
+	"Microsoft.Dynamics.CRM.UpsertMultiple": bulkUpsert,
+	"Microsoft.Dynamics.CRM.DeleteMultiple": bulkDelete,
+}
+
+func (a bulkAction) String() string {
+	return [...]string{"CreateMultiple", "UpdateMultiple", "UpsertMultiple", "DeleteMultiple"}[a]
+}
+
+// bulkItem is one decoded entry of Targets.
+type bulkItem struct {
+	cs  *changeSet
+	key recordKey
+	// keyed tells whether key addresses a row: from "@odata.id" or the
+	// primary id in the body.
+	keyed bool
+}
+
+// serveBulk answers POST <set>/Microsoft.Dynamics.CRM.<Action>Multiple.
+// Every target is decoded and validated before any is written; the writes
+// then run under the table's lock and are all-or-nothing: the first failure
+// undoes the earlier ones and is the answer, as Dataverse's single
+// transaction behaves on standard tables. CreateMultiple answers 200 with
+// the Ids in Targets order; the others answer 204.
+func (s *Server) serveBulk(w http.ResponseWriter, req *request, ts *tableStore, action bulkAction) error {
+	if req.Method != http.MethodPost {
+		return errMethodNotAllowed(req.Method)
+	}
+	if err := checkOptions(req.query); err != nil {
+		return err
+	}
+	d := ts.def
+	if action == bulkDelete && !d.elastic {
+		return &apiError{http.StatusBadRequest, codeUnexpected, "DeleteMultiple has not yet been implemented."}
+	}
+	data, err := readBody(w, req.Request)
+	if err != nil {
+		return err
+	}
+	targets, err := bulkTargets(data, d.set, action)
+	if err != nil {
+		return err
+	}
+	items := make([]bulkItem, len(targets))
+	for i, raw := range targets {
+		it, err := s.decodeBulkItem(d, action, raw)
+		if err != nil {
+			return err
+		}
+		items[i] = it
+	}
+
+	ids, err := s.applyBulk(ts, action, items, userOf(req.Context()))
+	if err != nil {
+		return err
+	}
+	if action != bulkCreate {
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	}
+	out := make([]byte, 0, 64+len(ids)*39)
+	out = append(out, `{"@odata.context":`...)
+	out = appendJSONString(out, req.base+"/$metadata#Microsoft.Dynamics.CRM.CreateMultipleResponse")
+	out = append(out, `,"Ids":[`...)
+	for i, id := range ids {
+		if i > 0 {
+			out = append(out, ',')
+		}
+		out = append(out, '"')
+		out = append(out, id.String()...)
+		out = append(out, '"')
+	}
+	out = append(out, "]}"...)
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// bulkTargets returns the objects of the body's Targets array, as slices of
+// data. Parameter names are case-sensitive, as in Dataverse.
+func bulkTargets(data []byte, set string, action bulkAction) ([][]byte, error) {
+	if !json.Valid(data) {
+		_, err := decodeObjectSlow(data, set)
+		return nil, err
+	}
+	p := jsonScan{data: data}
+	p.skipSpace()
+	if p.peek() != '{' {
+		return nil, errPayload(set, "An unexpected 'PrimitiveValue' node was found when reading from the JSON reader. A 'StartObject' node was expected.")
+	}
+	p.i++
+	var targets [][]byte
+	found := false
+	for {
+		p.skipSpace()
+		if p.peek() == '}' {
+			break
+		}
+		if p.peek() == ',' {
+			p.i++
+			p.skipSpace()
+		}
+		name, err := p.str()
+		if err != nil {
+			return nil, errPayload(set, fmt.Sprintf("Invalid JSON. %v", err))
+		}
+		p.skipSpace()
+		p.i++ // ':'
+		p.skipSpace()
+		if name != "Targets" {
+			if _, err := p.value(); err != nil {
+				return nil, errPayload(set, fmt.Sprintf("Invalid JSON. %v", err))
+			}
+			continue
+		}
+		found = true
+		if p.peek() != '[' {
+			return nil, errPayload(set, "The parameter 'Targets' must be an array of entities.")
+		}
+		p.i++
+		for {
+			p.skipSpace()
+			switch p.peek() {
+			case ']':
+				p.i++
+			case ',':
+				p.i++
+				continue
+			case '{':
+				start := p.i
+				if err := p.skipComposite(); err != nil {
+					return nil, errPayload(set, fmt.Sprintf("Invalid JSON. %v", err))
+				}
+				targets = append(targets, data[start:p.i])
+				continue
+			default:
+				return nil, errPayload(set, "The parameter 'Targets' must be an array of entities.")
+			}
+			break
+		}
+	}
+	if !found {
+		return nil, errPayload(set, fmt.Sprintf("The parameter 'Targets' of the action '%s' is required.", action))
+	}
+	return targets, nil
+}
+
+// decodeBulkItem decodes one target. "@odata.type" is required on every
+// target and must name the bound table; "@odata.id" (UpsertMultiple)
+// addresses the row by a record URI of the same table.
+func (s *Server) decodeBulkItem(d *tableDef, action bulkAction, raw json.RawMessage) (bulkItem, error) {
+	// bulkTargets validated the whole body.
+	members, err := decodeValidObject(raw, d.set)
+	if err != nil {
+		return bulkItem{}, err
+	}
+	it := bulkItem{cs: &changeSet{vals: make(map[string]any, len(members))}}
+	typed := false
+	for _, m := range members {
+		switch m.name {
+		case "@odata.type":
+			typed = true
+		case "@odata.id":
+			uri, _ := m.value.(string)
+			set, pred, ok := parseRecordURI(uri)
+			if !ok || set != d.set {
+				return bulkItem{}, errPayload(d.set, fmt.Sprintf("The '@odata.id' value '%v' is not a record URI of '%s'.", m.value, d.set))
+			}
+			key, err := parseRecordKey(d, pred)
+			if err != nil {
+				return bulkItem{}, err
+			}
+			it.key, it.keyed = key, true
+			continue
+		}
+		if err := it.cs.add(d, m.name, m.value); err != nil {
+			return bulkItem{}, err
+		}
+	}
+	if !typed {
+		return bulkItem{}, errPayload(d.set, fmt.Sprintf("The '@odata.type' annotation is required on every item of Targets; expected '%s'.", d.typeName()))
+	}
+	if it.cs.id != nil && !it.keyed {
+		it.key, it.keyed = recordKey{id: *it.cs.id}, true
+	}
+	if !it.keyed && (action == bulkUpdate || action == bulkDelete) {
+		return bulkItem{}, errPayload(d.set, fmt.Sprintf("Every item of Targets of %s must carry the primary key '%s'.", action, d.primaryID))
+	}
+	if err := s.resolveBinds(d, it.cs); err != nil {
+		return bulkItem{}, err
+	}
+	if it.keyed {
+		s.resolveKeyLookups(it.key)
+	}
+	return it, nil
+}
+
+// applyBulk writes the items under the table's lock, journaling them so
+// that a failure restores the table. Inside a $batch change set the change
+// set's journal is used, and the change set rolls back the rest.
+func (s *Server) applyBulk(ts *tableStore, action bulkAction, items []bulkItem, by uuid.UUID) ([]uuid.UUID, error) {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	j := ts.undo
+	if j == nil {
+		j = &journal{}
+		ts.undo = j
+		defer func() { ts.undo = nil }()
+	}
+	mark := j.mark()
+	ids, err := s.applyBulkLocked(ts, action, items, by)
+	if err != nil {
+		j.rollback(mark, false)
+	}
+	return ids, err
+}
+
+func (s *Server) applyBulkLocked(ts *tableStore, action bulkAction, items []bulkItem, by uuid.UUID) ([]uuid.UUID, error) {
+	d := ts.def
+	var ids []uuid.UUID
+	if action == bulkCreate {
+		ids = make([]uuid.UUID, 0, len(items))
+	}
+	for _, it := range items {
+		switch action {
+		case bulkCreate:
+			id := newID()
+			if it.cs.id != nil {
+				id = *it.cs.id
+			}
+			r, err := ts.insert(id, it.cs.vals, s.newStamp(by))
+			if err != nil {
+				return nil, err
+			}
+			ids = append(ids, r.id)
+		case bulkUpdate:
+			existing := ts.find(it.key)
+			if existing == nil {
+				return nil, &apiError{http.StatusNotFound, codeObjectDoesNotExist,
+					fmt.Sprintf("%s With Ids = %s Do Not Exist", upperFirst(d.logical), it.key.id)}
+			}
+			if _, err := ts.update(existing, it.cs.vals, s.newStamp(by)); err != nil {
+				return nil, err
+			}
+		case bulkUpsert:
+			if !it.keyed {
+				id := newID()
+				if _, err := ts.insert(id, it.cs.vals, s.newStamp(by)); err != nil {
+					return nil, err
+				}
+				continue
+			}
+			if _, _, err := s.upsertLocked(ts, it.key, it.cs, nil, false, by); err != nil {
+				return nil, err
+			}
+		case bulkDelete:
+			// Elastic tables allow partial success; a row that is not
+			// there is simply not deleted.
+			if r := ts.find(it.key); r != nil {
+				ts.remove(r, s.newStamp(by))
+			}
+		}
+	}
+	return ids, nil
+}
+
+func upperFirst(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
+}
