@@ -96,16 +96,50 @@ type Dataverse struct {
 	APIVersion string `yaml:"api_version"`
 	Auth       Auth   `yaml:"auth"`
 	// Concurrency is the most requests dvsync has in flight to Dataverse
-	// at once. Dataverse throttles above 52 per user. Default: 16.
+	// at once, at most 52 (Dataverse throttles above that per user). dvsync
+	// lowers it on throttling and to the service's x-ms-dop-hint. Default:
+	// 52.
 	Concurrency int `yaml:"concurrency"`
+	// WriteMode is how records are written: auto (bulk UpsertMultiple
+	// where the table supports it, else $batch), batch or single.
+	// Default: auto.
+	WriteMode string `yaml:"write_mode"`
+	// BatchSize is the number of rows per bulk message or $batch, 1 to
+	// 1000. Default: 100.
+	BatchSize int `yaml:"batch_size"`
+	// Tag is sent with every write as the tag parameter, which plug-ins
+	// and change events see as the shared variable "tag", so that dvsync's
+	// own writes can be recognised. Default: dvsync.
+	Tag string `yaml:"tag"`
+	// BypassCustomPluginExecution skips custom synchronous plug-ins on
+	// dvsync's writes (needs the prvBypassCustomPlugins privilege).
+	BypassCustomPluginExecution bool `yaml:"bypass_custom_plugin_execution"`
 }
 
-// Auth holds the credentials for Dataverse. Only a static bearer token is
-// supported so far.
+// Auth holds the credentials for Dataverse: either a static bearer token,
+// or an application's client credentials (a client secret or a
+// certificate) from which dvsync obtains and renews tokens itself.
 type Auth struct {
 	// Token is an OAuth bearer token for the Dataverse environment.
-	// Required.
 	Token Secret `yaml:"token"`
+	// TenantID is the Microsoft Entra tenant (directory) id or domain.
+	TenantID string `yaml:"tenant_id"`
+	// ClientID is the application (client) id of the app registration.
+	ClientID string `yaml:"client_id"`
+	// ClientSecret is the application's client secret.
+	ClientSecret Secret `yaml:"client_secret"`
+	// CertificateFile is a PEM file with the application's certificate
+	// and its RSA private key, used instead of a client secret.
+	CertificateFile string `yaml:"certificate_file"`
+	// Authority is the login endpoint. Default:
+	// https://login.microsoftonline.com.
+	Authority string `yaml:"authority"`
+	// TokenURL is the full token endpoint, replacing authority and
+	// tenant_id (for the emulator or a proxy).
+	TokenURL string `yaml:"token_url"`
+	// Scope is the requested scope. Default: the environment URL followed
+	// by /.default.
+	Scope string `yaml:"scope"`
 }
 
 // Connection is one source system.
@@ -166,7 +200,7 @@ func (c *Config) setDefaults() {
 	c.Log = Log{Level: "info", Format: "text"}
 	c.HTTP = HTTP{Listen: "127.0.0.1:8080"}
 	c.State = State{Path: "./dvsync-state.db"}
-	c.Dataverse = Dataverse{APIVersion: "v9.2", Concurrency: 16}
+	c.Dataverse = Dataverse{APIVersion: "v9.2", Concurrency: 52, WriteMode: "auto", BatchSize: 100, Tag: "dvsync"}
 	c.Mappings = []string{"mappings/*.yaml"}
 	c.Engine = Engine{
 		Workers:           8,

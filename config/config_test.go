@@ -75,6 +75,9 @@ engine:
 			APIVersion:  "v9.1",
 			Auth:        Auth{Token: "t0k"},
 			Concurrency: 4,
+			WriteMode:   "auto",
+			BatchSize:   100,
+			Tag:         "dvsync",
 		},
 		Connections: map[string]Connection{"app": {
 			Type: "postgres", DSN: "host=db password=s3cret", Slot: "app_slot",
@@ -146,7 +149,7 @@ dataverse:
   url: https://contoso.crm.dynamics.com/api/data/v9.2
   auth:
     token: ${NO_SUCH_TOKEN}
-    client_id: abc
+    password: abc
   concurrency: many
 connections:
   app:
@@ -172,7 +175,7 @@ engine:
 		`dvsync.yaml:5: http.listen: "localhost" is not host:port (write "" to disable the server)`,
 		`dvsync.yaml:7: dataverse.url: "https://contoso.crm.dynamics.com/api/data/v9.2" must not include /api/data; dvsync adds it with api_version`,
 		`dvsync.yaml:9: dataverse.auth.token: environment variable NO_SUCH_TOKEN is not set (write ${NO_SUCH_TOKEN:-default} to give a default)`,
-		`dvsync.yaml:10: dataverse.auth.client_id: unknown field (expected one of: token)`,
+		`dvsync.yaml:10: dataverse.auth.password: unknown field (expected one of: token, tenant_id, client_id, client_secret, certificate_file, authority, token_url, scope)`,
 		`dvsync.yaml:11: dataverse.concurrency: expected an integer, got "many"`,
 		`dvsync.yaml:13: connections.app.dsn: required: the connection string, usually ${PG_DSN}`,
 		`dvsync.yaml:15: connections.app.slot: "Bad-Slot" is not a replication slot name: 1 to 63 lower-case letters, digits and _`,

@@ -130,11 +130,51 @@ func (d *Dataverse) validate(ps *yamlfile.Problems, path string) {
 	if !apiVersion.MatchString(d.APIVersion) {
 		ps.Add(yamlfile.JoinPath(path, "api_version"), "%q is not a Web API version such as v9.2", d.APIVersion)
 	}
-	if d.Auth.Token == "" {
-		ps.Add(yamlfile.JoinPath(path, "auth.token"), "required: a bearer token, usually ${DATAVERSE_TOKEN}")
+	d.Auth.validate(ps, yamlfile.JoinPath(path, "auth"))
+	if d.Concurrency < 1 || d.Concurrency > 52 {
+		ps.Add(yamlfile.JoinPath(path, "concurrency"), "must be between 1 and 52, got %d", d.Concurrency)
 	}
-	if d.Concurrency < 1 {
-		ps.Add(yamlfile.JoinPath(path, "concurrency"), "must be at least 1, got %d", d.Concurrency)
+	switch d.WriteMode {
+	case "auto", "batch", "single":
+	default:
+		ps.Add(yamlfile.JoinPath(path, "write_mode"), "%q is not auto, batch or single", d.WriteMode)
+	}
+	if d.BatchSize < 1 || d.BatchSize > 1000 {
+		ps.Add(yamlfile.JoinPath(path, "batch_size"), "must be between 1 and 1000, got %d", d.BatchSize)
+	}
+}
+
+func (a *Auth) validate(ps *yamlfile.Problems, path string) {
+	if a.ClientID == "" {
+		if a.Token == "" {
+			ps.Add(yamlfile.JoinPath(path, "token"), "required: a bearer token, usually ${DATAVERSE_TOKEN}")
+		}
+		for name, v := range map[string]string{
+			"tenant_id": a.TenantID, "client_secret": a.ClientSecret.Reveal(), "certificate_file": a.CertificateFile,
+			"authority": a.Authority, "token_url": a.TokenURL, "scope": a.Scope,
+		} {
+			if v != "" {
+				ps.Add(yamlfile.JoinPath(path, name), "needs client_id")
+			}
+		}
+		return
+	}
+	if a.Token != "" {
+		ps.Add(yamlfile.JoinPath(path, "token"), "give either token or client_id, not both")
+	}
+	if a.TenantID == "" && a.TokenURL == "" {
+		ps.Add(yamlfile.JoinPath(path, "tenant_id"), "required with client_id (or give token_url)")
+	}
+	if (a.ClientSecret == "") == (a.CertificateFile == "") {
+		ps.Add(yamlfile.JoinPath(path, "client_secret"), "give exactly one of client_secret and certificate_file with client_id")
+	}
+	for name, v := range map[string]string{"authority": a.Authority, "token_url": a.TokenURL} {
+		if v == "" {
+			continue
+		}
+		if u, err := url.Parse(v); err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") || u.User != nil {
+			ps.Add(yamlfile.JoinPath(path, name), "%q is not an http or https URL with a host and no credentials", v)
+		}
 	}
 }
 

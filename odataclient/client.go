@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -45,6 +46,7 @@ type Client struct {
 	tokens    TokenSource
 	http      *http.Client
 	userAgent string
+	dopHint   atomic.Int64
 }
 
 // New validates opts and returns a Client. It makes no request.
@@ -123,6 +125,10 @@ func defaultHTTPClient() *http.Client {
 
 // APIURL returns the Web API root, e.g. https://org.crm.dynamics.com/api/data/v9.2/.
 func (c *Client) APIURL() string { return c.apiString }
+
+// DOPHint returns the degree of parallelism the service last recommended
+// in an x-ms-dop-hint answer header, or 0 before any answer carried one.
+func (c *Client) DOPHint() int { return int(c.dopHint.Load()) }
 
 // CloseIdleConnections closes keep-alive connections that are not in use.
 // Requests made afterwards open new ones, so it is safe at any time.
@@ -220,6 +226,11 @@ func (c *Client) do(ctx context.Context, r *request) (response, error) {
 		return response{}, fmt.Errorf("odataclient: %s %s: %w", r.method, req.URL.EscapedPath(), err)
 	}
 	defer resp.Body.Close()
+	if v := resp.Header.Get("x-ms-dop-hint"); v != "" {
+		if n, err := strconv.Atoi(v); err == nil && n > 0 {
+			c.dopHint.Store(int64(n))
+		}
+	}
 
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))

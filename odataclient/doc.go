@@ -1,6 +1,9 @@
 // Package odataclient is a small client for the Microsoft Dataverse Web API
 // (OData v4): create, update, upsert and delete by primary or alternate key,
-// retrieve, paged queries and table metadata.
+// retrieve, paged queries and table metadata; $batch requests with change
+// sets (Batch), the bulk messages CreateMultiple, UpdateMultiple,
+// UpsertMultiple and DeleteMultiple; and OAuth 2.0 client credentials
+// tokens from Microsoft Entra ID (NewClientCredentials).
 //
 // It follows the shape of a protocol library rather than an SDK. It starts
 // no goroutines, never retries, never logs and never sleeps: every method
@@ -8,7 +11,9 @@
 // either the decoded answer or an error. Retry policy, throttling back-off
 // and concurrency limits belong to the caller, which is why every non-2xx
 // answer comes back as an *Error carrying the status, the Dataverse error
-// code and any Retry-After the service asked for.
+// code and any Retry-After the service asked for, and DOPHint reports the
+// parallelism the service last recommended. (The client credentials token
+// source is the one part that keeps state: it caches its token.)
 //
 // A Client is safe for concurrent use by multiple goroutines. It keeps no
 // cookies, so the service's server-affinity cookie is never sent back and

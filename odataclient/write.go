@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"strconv"
 	"strings"
 )
 
@@ -20,11 +21,61 @@ type WriteOptions struct {
 	// ReturnRepresentation asks for the written row in the answer
 	// (Prefer: return=representation); it arrives in Result.Body.
 	ReturnRepresentation bool
+	// SuppressDuplicateDetection false turns the service's duplicate
+	// detection on for this write (MSCRM.SuppressDuplicateDetection:
+	// false); the Web API leaves it off by default, which nil keeps.
+	SuppressDuplicateDetection *bool
+	// BypassCustomPluginExecution skips custom synchronous plug-ins
+	// (MSCRM.BypassCustomPluginExecution: true); the caller needs the
+	// prvBypassCustomPlugins privilege.
+	BypassCustomPluginExecution bool
+	// BypassBusinessLogicExecution skips custom logic: "CustomSync",
+	// "CustomAsync" or "CustomSync,CustomAsync"
+	// (MSCRM.BypassBusinessLogicExecution).
+	BypassBusinessLogicExecution string
+	// Tag is passed to plug-ins as the shared variable "tag" (the ?tag=
+	// URL parameter); dvsync uses it to recognise its own writes.
+	Tag string
+	// CallerObjectID impersonates the Entra user with this object id
+	// (CallerObjectId header).
+	CallerObjectID string
 	// Headers are added to the request, replacing defaults of the same
-	// name; for example MSCRM.BypassBusinessLogicExecution. Prefer values
-	// are appended to the client's own preferences. Authorization cannot
-	// be overridden.
+	// name. Prefer values are appended to the client's own preferences.
+	// Authorization cannot be overridden.
 	Headers http.Header
+}
+
+// extraHeaders returns Headers plus the headers of the optional fields.
+func (o *WriteOptions) extraHeaders() http.Header {
+	h := make(http.Header, len(o.Headers)+4)
+	for k, v := range o.Headers {
+		h[http.CanonicalHeaderKey(k)] = v
+	}
+	if o.SuppressDuplicateDetection != nil {
+		h.Set("MSCRM.SuppressDuplicateDetection", strconv.FormatBool(*o.SuppressDuplicateDetection))
+	}
+	if o.BypassCustomPluginExecution {
+		h.Set("MSCRM.BypassCustomPluginExecution", "true")
+	}
+	if o.BypassBusinessLogicExecution != "" {
+		h.Set("MSCRM.BypassBusinessLogicExecution", o.BypassBusinessLogicExecution)
+	}
+	if o.CallerObjectID != "" {
+		h.Set("CallerObjectId", o.CallerObjectID)
+	}
+	return h
+}
+
+// withTag appends the tag parameter to the URL or path u.
+func (o *WriteOptions) withTag(u string) string {
+	if o.Tag == "" {
+		return u
+	}
+	sep := "?"
+	if strings.Contains(u, "?") {
+		sep = "&"
+	}
+	return u + sep + "tag=" + string(appendEscaped(nil, []byte(o.Tag), keepInQuery))
 }
 
 // Result is a successful write.
@@ -93,10 +144,10 @@ func (c *Client) Delete(ctx context.Context, entitySet string, key Key, o WriteO
 	}
 	_, err = c.do(ctx, &request{
 		method:      http.MethodDelete,
-		url:         u,
+		url:         o.withTag(u),
 		ifMatch:     o.IfMatch,
 		ifNoneMatch: o.IfNoneMatch,
-		extra:       o.Headers,
+		extra:       o.extraHeaders(),
 	})
 	return err
 }
@@ -107,11 +158,11 @@ func (c *Client) write(ctx context.Context, method, u string, body []byte, o Wri
 	}
 	r := &request{
 		method:      method,
-		url:         u,
+		url:         o.withTag(u),
 		body:        body,
 		ifMatch:     o.IfMatch,
 		ifNoneMatch: o.IfNoneMatch,
-		extra:       o.Headers,
+		extra:       o.extraHeaders(),
 	}
 	if o.ReturnRepresentation {
 		r.prefer = []string{"return=representation"}

@@ -62,6 +62,7 @@ type emulatorHarness struct {
 	entitySet string
 	key       func(i int) change.Key
 	row       func(i, version int) change.Row
+	mode      string
 }
 
 func (h *emulatorHarness) NewSink(t *testing.T) sink.Sink {
@@ -70,7 +71,7 @@ func (h *emulatorHarness) NewSink(t *testing.T) sink.Sink {
 		t.Fatal(err)
 	}
 	// No EntitySets: the sink must find the entity set in the metadata.
-	return New(c, Config{Concurrency: 8})
+	return New(c, Config{Concurrency: 8, Mode: h.mode, Write: odataclient.WriteOptions{Tag: "dvsync conformance"}})
 }
 
 func (h *emulatorHarness) Table() string                 { return h.table }
@@ -137,7 +138,15 @@ func (h *emulatorHarness) Read(t *testing.T, table string, key change.Key) (chan
 	return row, true
 }
 
+// TestConformance runs the suite once per write mode: bulk messages with
+// $batch deletes, $batch only, and single requests.
 func TestConformance(t *testing.T) {
+	for _, mode := range []string{ModeAuto, ModeBatch, ModeSingle} {
+		t.Run(mode, func(t *testing.T) { conformance(t, mode) })
+	}
+}
+
+func conformance(t *testing.T, mode string) {
 	emu := testenv.StartEmulator(t, conformanceSchema)
 	base := time.Date(2024, 3, 1, 9, 30, 15, 0, time.UTC)
 
@@ -147,7 +156,7 @@ func TestConformance(t *testing.T) {
 			return change.Key{{Name: "accountnumber", Value: change.Text(fmt.Sprintf("O'K %03d", i))}}
 		}
 		sinktest.Run(t, &emulatorHarness{
-			emu: emu, table: "account", entitySet: "accounts", key: key,
+			emu: emu, table: "account", entitySet: "accounts", key: key, mode: mode,
 			row: func(i, v int) change.Row {
 				return append(change.Row(key(i)),
 					change.Column{Name: "name", Value: change.Text(fmt.Sprintf("Account %d \"v%d\" ü", i, v))},
@@ -170,7 +179,7 @@ func TestConformance(t *testing.T) {
 			}
 		}
 		sinktest.Run(t, &emulatorHarness{
-			emu: emu, table: "new_shipment", entitySet: "new_shipments", key: key,
+			emu: emu, table: "new_shipment", entitySet: "new_shipments", key: key, mode: mode,
 			row: func(i, v int) change.Row {
 				var tracking [16]byte
 				tracking[0], tracking[1], tracking[15] = byte(i>>8), byte(i), byte(v+1)

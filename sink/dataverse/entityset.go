@@ -12,7 +12,7 @@ import (
 // table however many writes ask at the same time. A failed lookup is not
 // remembered, so the next write of that table asks again.
 type entitySets struct {
-	client *odataclient.Client
+	fetch  func(ctx context.Context, table string) (odataclient.EntityDefinition, error)
 	static map[string]string
 
 	mu      sync.Mutex
@@ -27,8 +27,10 @@ type setLookup struct {
 	err  error
 }
 
-func newEntitySets(c *odataclient.Client, static map[string]string) *entitySets {
-	return &entitySets{client: c, static: static, fetched: make(map[string]*setLookup)}
+// newEntitySets resolves names with fetch, which is expected to do its own
+// retrying.
+func newEntitySets(fetch func(context.Context, string) (odataclient.EntityDefinition, error), static map[string]string) *entitySets {
+	return &entitySets{fetch: fetch, static: static, fetched: make(map[string]*setLookup)}
 }
 
 // lookup returns table's entity set name. Concurrent callers for the same
@@ -55,7 +57,7 @@ func (e *entitySets) lookup(ctx context.Context, table string) (string, error) {
 		}
 	}
 
-	def, err := e.client.EntityDefinition(ctx, table)
+	def, err := e.fetch(ctx, table)
 	l.name, l.err = def.EntitySetName, err
 	if err != nil {
 		e.mu.Lock()

@@ -7,7 +7,14 @@
 // updates and snapshot reads become upserts by alternate key
 // (PATCH accounts(accountnumber='A1') without If-Match), deletes become
 // deletes by alternate key. Both are idempotent, so a replayed batch leaves
-// Dataverse as the first delivery left it.
+// Dataverse as the first delivery left it, and the sink may resend any
+// request whose outcome it does not know.
+//
+// For throughput a batch is written per table in bulk: upserts as
+// UpsertMultiple messages (rows addressed by "@odata.id"), deletes, and
+// upserts to tables without bulk support, as $batch requests of
+// independent parts. One limiter per Sink bounds the requests in flight,
+// adapting to throttling and to the service's x-ms-dop-hint.
 package dataverse
 
 import (
@@ -16,31 +23,82 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/dvsync/dvsync/change"
 	"github.com/dvsync/dvsync/odataclient"
 )
 
-// DefaultConcurrency is the number of parallel requests per Write when
-// Config.Concurrency is zero. Dataverse allows 52 concurrent requests per
-// user by default; several sinks and the engine's own reads share them.
-const DefaultConcurrency = 16
+// DefaultConcurrency is the number of requests a Sink has in flight when
+// Config.Concurrency is zero: Dataverse's per-user limit. The limiter
+// lowers it as soon as the service throttles or hints at less.
+const DefaultConcurrency = MaxConcurrency
+
+// DefaultBatchSize is the number of rows per bulk message or $batch when
+// Config.BatchSize is zero. The service suggests starting bulk messages
+// around 1,000 small rows; 100 keeps a failed all-or-nothing call cheap to
+// redo and spreads one engine batch over several parallel requests.
+const DefaultBatchSize = 100
+
+// DefaultRetries is the number of times a Sink resends a request that
+// failed temporarily before it reports the failure to the engine.
+const DefaultRetries = 5
+
+// maxThrottleWait bounds how long one request is held back by throttling,
+// in total, before the sink gives it to the engine as retryable: long
+// enough for the service's usual Retry-After of seconds to a few minutes.
+const maxThrottleWait = 5 * time.Minute
+
+// Write modes: how a Sink sends a batch's records.
+const (
+	// ModeAuto writes upserts with UpsertMultiple where the table supports
+	// it, else in a $batch, and deletes in a $batch; a service without
+	// $batch gets single requests.
+	ModeAuto = "auto"
+	// ModeBatch writes every record in $batch requests.
+	ModeBatch = "batch"
+	// ModeSingle writes every record with its own request.
+	ModeSingle = "single"
+)
 
 // Config configures a Sink.
 type Config struct {
-	// Concurrency is the number of records of one batch written in
-	// parallel; DefaultConcurrency when zero.
+	// Concurrency is the most requests in flight at once, across every
+	// Write; DefaultConcurrency when zero, at most MaxConcurrency.
 	Concurrency int `yaml:"concurrency,omitempty"`
 	// EntitySets maps a table's logical name to its entity set name,
 	// skipping the metadata lookup for it (and overriding its answer).
 	EntitySets map[string]string `yaml:"entity_sets,omitempty"`
+	// Mode is ModeAuto (when empty), ModeBatch or ModeSingle.
+	Mode string `yaml:"mode,omitempty"`
+	// BatchSize is the number of rows per bulk message or $batch;
+	// DefaultBatchSize when zero, at most odataclient.MaxBatchRequests.
+	BatchSize int `yaml:"batch_size,omitempty"`
+	// Retries is the number of resends of a request that failed
+	// temporarily other than by throttling (5xx, busy service, broken
+	// connection); DefaultRetries when zero, none when negative. Throttled
+	// requests are resent after the service's Retry-After for up to 5
+	// minutes of waiting in total, or not at all when Retries is negative.
+	Retries int `yaml:"retries,omitempty"`
+	// Write holds the optional headers and the tag sent with every write.
+	// A Tag identifying dvsync lets its own writes be recognised when they
+	// come back as changes.
+	Write odataclient.WriteOptions `yaml:"-"`
 }
 
 // Validate reports every problem in c, each naming its field.
 func (c Config) Validate() error {
 	var errs []error
-	if c.Concurrency < 0 {
-		errs = append(errs, fmt.Errorf("concurrency: %d is negative", c.Concurrency))
+	if c.Concurrency < 0 || c.Concurrency > MaxConcurrency {
+		errs = append(errs, fmt.Errorf("concurrency: %d is not between 0 and %d", c.Concurrency, MaxConcurrency))
+	}
+	if c.BatchSize < 0 || c.BatchSize > odataclient.MaxBatchRequests {
+		errs = append(errs, fmt.Errorf("batch_size: %d is not between 0 and %d", c.BatchSize, odataclient.MaxBatchRequests))
+	}
+	switch c.Mode {
+	case "", ModeAuto, ModeBatch, ModeSingle:
+	default:
+		errs = append(errs, fmt.Errorf("mode: %q is not auto, batch or single", c.Mode))
 	}
 	for table, set := range c.EntitySets {
 		if table == "" {
@@ -67,24 +125,73 @@ func validSetName(s string) bool {
 }
 
 // Sink writes batches of records to Dataverse. It is safe for concurrent
-// use: Write may be called from several goroutines at once.
+// use: Write may be called from several goroutines at once, and all of
+// them share one concurrency limit.
 type Sink struct {
-	client      *odataclient.Client
-	concurrency int
-	sets        *entitySets
-	closed      atomic.Bool
+	client    *odataclient.Client
+	sets      *entitySets
+	mode      string
+	batchSize int
+	retry     retryPolicy
+	limiter   *limiter
+	opts      odataclient.WriteOptions
+	noBulk    sync.Map // table logical name → struct{}: no UpsertMultiple
+	noBatch   atomic.Bool
+	closed    atomic.Bool
 }
 
 // New returns a Sink writing through c. It makes no request; entity set
-// names are looked up on first use. A non-positive cfg.Concurrency selects
-// DefaultConcurrency.
+// names are looked up on first use. Zero fields of cfg select their
+// defaults; out-of-range ones are clamped.
 func New(c *odataclient.Client, cfg Config) *Sink {
 	n := cfg.Concurrency
-	if n <= 0 {
+	if n <= 0 || n > MaxConcurrency {
 		n = DefaultConcurrency
 	}
-	return &Sink{client: c, concurrency: n, sets: newEntitySets(c, cfg.EntitySets)}
+	size := cfg.BatchSize
+	if size <= 0 || size > odataclient.MaxBatchRequests {
+		size = DefaultBatchSize
+	}
+	retries := cfg.Retries
+	switch {
+	case retries == 0:
+		retries = DefaultRetries
+	case retries < 0:
+		retries = 0
+	}
+	throttleLimit := maxThrottleWait
+	if cfg.Retries < 0 {
+		throttleLimit = 0
+	}
+	mode := cfg.Mode
+	if mode == "" {
+		mode = ModeAuto
+	}
+	s := &Sink{
+		client:    c,
+		mode:      mode,
+		batchSize: size,
+		retry: retryPolicy{
+			attempts: retries + 1, base: 500 * time.Millisecond, cap: 30 * time.Second,
+			throttleLimit: throttleLimit,
+		},
+		limiter: newLimiter(c, n),
+		opts:    cfg.Write,
+	}
+	// Metadata requests count against the same limits as writes.
+	s.sets = newEntitySets(func(ctx context.Context, table string) (def odataclient.EntityDefinition, err error) {
+		err = s.send(ctx, func(ctx context.Context) error {
+			def, err = c.EntityDefinition(ctx, table)
+			return err
+		})
+		return def, err
+	}, cfg.EntitySets)
+	return s
 }
+
+// Stats returns the Sink's current throttling figures. It is safe to call
+// at any time, from any goroutine.
+func (s *Sink) Stats() Stats { return s.limiter.snapshot() }
 
 // bufferPool holds request body buffers. Bodies are a few hundred bytes;
 // one buffer per worker is reused across records and batches.
@@ -93,10 +200,19 @@ var bufferPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return 
 // maxPooledBuffer keeps a rare huge body from pinning its buffer forever.
 const maxPooledBuffer = 64 << 10
 
-// Write makes every record of batch durable in Dataverse, writing up to
-// Concurrency records at a time, in no particular order (the engine never
-// puts two records for one key in a batch). It returns when every request
-// has finished; it leaves no goroutine behind.
+// Write makes every record of batch durable in Dataverse and returns when
+// every request has finished; it leaves no goroutine behind. Records are
+// written in no particular order: the engine never puts two records for
+// one key in a batch.
+//
+// Records are grouped per table into bulk messages or $batch requests of
+// up to BatchSize rows (see Mode), sent in parallel within the Sink's
+// concurrency limit. Each record's outcome is known exactly: a $batch
+// answers per request, and an all-or-nothing bulk message that fails for
+// one row is redone as a $batch, so that the good rows land and only the
+// bad one is reported. Temporary failures (throttling, busy service, 5xx,
+// broken connections) are resent up to Retries times, honouring
+// Retry-After.
 //
 // Errors: nil when every record is durable. When ctx is cancelled before
 // all records are written, ctx's error. When every record failed with a
@@ -113,40 +229,56 @@ func (s *Sink) Write(ctx context.Context, batch []change.Record) error {
 		return nil
 	}
 	errs := make([]error, len(batch))
-	workers := min(s.concurrency, len(batch))
-	if workers == 1 {
-		s.work(ctx, batch, errs, new(atomic.Int64))
+	if s.mode == ModeSingle || s.mode == ModeAuto && s.noBatch.Load() {
+		s.writeSingles(ctx, batch, indexes(len(batch)), errs)
 	} else {
-		var next atomic.Int64
-		var wg sync.WaitGroup
-		for range workers {
-			wg.Go(func() { s.work(ctx, batch, errs, &next) })
-		}
-		wg.Wait()
+		s.writeGrouped(ctx, batch, errs)
 	}
 	return result(ctx, errs)
 }
 
-// work writes records, taking the next unwritten index from next, until
-// the batch is exhausted.
-func (s *Sink) work(ctx context.Context, batch []change.Record, errs []error, next *atomic.Int64) {
-	buf := bufferPool.Get().(*[]byte)
-	defer func() {
-		if cap(*buf) <= maxPooledBuffer {
-			bufferPool.Put(buf)
-		}
-	}()
-	for {
-		i := int(next.Add(1) - 1)
-		if i >= len(batch) {
-			return
-		}
-		if err := ctx.Err(); err != nil {
-			errs[i] = err // don't start writes that nobody waits for
-			continue
-		}
-		errs[i] = s.writeRecord(ctx, &batch[i], buf)
+func indexes(n int) []int {
+	idx := make([]int, n)
+	for i := range idx {
+		idx[i] = i
 	}
+	return idx
+}
+
+// writeSingles writes the records batch[idx[…]] one request each, up to
+// the concurrency limit at a time.
+func (s *Sink) writeSingles(ctx context.Context, batch []change.Record, idx []int, errs []error) {
+	var next atomic.Int64
+	work := func() {
+		buf := bufferPool.Get().(*[]byte)
+		defer func() {
+			if cap(*buf) <= maxPooledBuffer {
+				bufferPool.Put(buf)
+			}
+		}()
+		for {
+			j := int(next.Add(1) - 1)
+			if j >= len(idx) {
+				return
+			}
+			i := idx[j]
+			if err := ctx.Err(); err != nil {
+				errs[i] = err // don't start writes that nobody waits for
+				continue
+			}
+			errs[i] = s.writeRecord(ctx, &batch[i], buf)
+		}
+	}
+	workers := min(s.limiter.max, len(idx))
+	if workers == 1 {
+		work()
+		return
+	}
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(work)
+	}
+	wg.Wait()
 }
 
 // writeRecord writes one record and returns its classified error.
@@ -161,7 +293,9 @@ func (s *Sink) writeRecord(ctx context.Context, rec *change.Record, buf *[]byte)
 	}
 	switch rec.Op {
 	case change.OpDelete:
-		err = s.client.Delete(ctx, set, key, odataclient.WriteOptions{})
+		err = s.send(ctx, func(ctx context.Context) error {
+			return s.client.Delete(ctx, set, key, s.opts)
+		})
 		if rowAbsent(err) {
 			return nil // deletes are idempotent: the row is already gone
 		}
@@ -171,7 +305,10 @@ func (s *Sink) writeRecord(ctx context.Context, rec *change.Record, buf *[]byte)
 		if encErr != nil {
 			return change.Permanent(fmt.Errorf("dataverse sink: %s: %w", rec, encErr))
 		}
-		_, err = s.client.Upsert(ctx, set, key, body, odataclient.WriteOptions{})
+		err = s.send(ctx, func(ctx context.Context) error {
+			_, err := s.client.Upsert(ctx, set, key, body, s.opts)
+			return err
+		})
 	default:
 		return change.Permanent(fmt.Errorf("dataverse sink: %s: unknown operation", rec))
 	}
@@ -193,6 +330,7 @@ func opName(op change.Op) string {
 // odataclient.Client stays usable by others.
 func (s *Sink) Close(context.Context) error {
 	s.closed.Store(true)
+	s.limiter.stop()
 	s.client.CloseIdleConnections()
 	return nil
 }
