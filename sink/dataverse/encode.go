@@ -252,11 +252,18 @@ func appendString(dst []byte, s string) []byte {
 	return append(dst, '"')
 }
 
-// alternateKey converts a record key (Dataverse attribute names, in the
-// key's declared order) to the OData key of the row's URL.
-func alternateKey(k change.Key) (odataclient.Key, error) {
+// rowKey converts a record key (Dataverse attribute names, in the key's
+// declared order) to the OData key of the row's URL. A key that is the
+// table's primary id (one UUID column named <table>id, which is how
+// Dataverse names every table's primary key) addresses the row by id,
+// accounts(<guid>); any other key is an alternate key,
+// accounts(accountnumber='A1').
+func rowKey(table string, k change.Key) (odataclient.Key, error) {
 	if len(k) == 0 {
 		return odataclient.Key{}, errors.New("record has no key")
+	}
+	if len(k) == 1 && k[0].Value.Kind() == change.KindUUID && k[0].Name == table+"id" {
+		return odataclient.Key{ID: k[0].Value.String()}, nil
 	}
 	parts := make([]odataclient.KeyPart, len(k))
 	for i, c := range k {

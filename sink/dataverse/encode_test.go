@@ -123,7 +123,7 @@ func TestAppendDecimal(t *testing.T) {
 	}
 }
 
-func TestAlternateKey(t *testing.T) {
+func TestRowKey(t *testing.T) {
 	k := change.Key{
 		col("accountnumber", change.Text("A'1")),
 		col("tenant", change.Int(5)),
@@ -134,7 +134,7 @@ func TestAlternateKey(t *testing.T) {
 		col("flag", change.Bool(false)),
 		col("none", change.Null()),
 	}
-	got, err := alternateKey(k)
+	got, err := rowKey("account", k)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,9 +144,22 @@ func TestAlternateKey(t *testing.T) {
 		t.Fatalf("got  %s\nwant %s", got, want)
 	}
 	for _, bad := range []change.Key{nil, {col("a", change.Unchanged())}, {col("a", change.Bytes([]byte{1}))}, {col("a", change.JSON([]byte("{}")))}} {
-		if _, err := alternateKey(bad); err == nil {
-			t.Errorf("alternateKey(%v) succeeded", bad)
+		if _, err := rowKey("account", bad); err == nil {
+			t.Errorf("rowKey(%v) succeeded", bad)
 		}
+	}
+}
+
+func TestRowKeyByPrimaryID(t *testing.T) {
+	id := mustUUID("6F9619FF-8B86-D011-B42D-00C04FC964FF")
+	got, err := rowKey("account", change.Key{col("accountid", id)})
+	if err != nil || got.ID != "6f9619ff-8b86-d011-b42d-00c04fc964ff" || got.Alternate != nil {
+		t.Fatalf("rowKey(accountid) = %+v, %v; want the row's id", got, err)
+	}
+	// A GUID alternate key on another column stays an alternate key.
+	got, err = rowKey("account", change.Key{col("_parentaccountid_value", id)})
+	if err != nil || got.ID != "" || len(got.Alternate) != 1 {
+		t.Fatalf("rowKey(_parentaccountid_value) = %+v, %v; want an alternate key", got, err)
 	}
 }
 

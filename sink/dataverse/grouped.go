@@ -78,7 +78,7 @@ func (s *Sink) prepare(ctx context.Context, rec *change.Record, sets map[string]
 	if err != nil {
 		return group{}, prepared{}, classify(ctx, fmt.Errorf("dataverse sink: entity set of %s: %w", rec.Table, err))
 	}
-	key, err := alternateKey(rec.Key)
+	key, err := rowKey(rec.Table, rec.Key)
 	if err != nil {
 		return group{}, prepared{}, change.Permanent(fmt.Errorf("dataverse sink: %s: %w", rec, err))
 	}
@@ -149,7 +149,7 @@ func (s *Sink) writeBatch(ctx context.Context, g group, batch []change.Record, p
 				parts[k].Request, err = odataclient.UpsertRequest(g.set, prep[i].key, prep[i].body, s.opts)
 			}
 			if err != nil {
-				// alternateKey and the set name were checked already; a
+				// rowKey and the set name were checked already; a
 				// failure here is a bug, but must not lose the record.
 				errs[i] = change.Permanent(fmt.Errorf("dataverse sink: %s: %w", &batch[i], err))
 				return

@@ -222,11 +222,11 @@ func newGroupedSink(t *testing.T, f *bulkFake, cfg Config) *Sink {
 	return s
 }
 
-func rowKey(number string) string { return "accounts(accountnumber='" + number + "')" }
+func accountPath(number string) string { return "accounts(accountnumber='" + number + "')" }
 
 func TestBulkUpsertsAndBatchedDeletes(t *testing.T) {
 	f := newBulkFake(t)
-	f.rows[rowKey("old1")], f.rows[rowKey("old2")] = "{}", "{}"
+	f.rows[accountPath("old1")], f.rows[accountPath("old2")] = "{}", "{}"
 	s := newGroupedSink(t, f, Config{})
 	var batch []change.Record
 	for i := range 250 {
@@ -240,14 +240,14 @@ func TestBulkUpsertsAndBatchedDeletes(t *testing.T) {
 		t.Fatalf("%d UpsertMultiple, %d $batch, %d single requests; want 3, 1, 0", b, d, n)
 	}
 	for i := range 250 {
-		if n := f.writesOf(rowKey(fmt.Sprintf("B%d", i))); n != 1 {
+		if n := f.writesOf(accountPath(fmt.Sprintf("B%d", i))); n != 1 {
 			t.Fatalf("row B%d written %d times", i, n)
 		}
 	}
-	if got := f.rows[rowKey("B7")]; got != `{"accountnumber":"B7","name":"n-B7"}` {
+	if got := f.rows[accountPath("B7")]; got != `{"accountnumber":"B7","name":"n-B7"}` {
 		t.Errorf("row body %s", got)
 	}
-	if f.has(rowKey("old1")) || f.has(rowKey("old2")) {
+	if f.has(accountPath("old1")) || f.has(accountPath("old2")) {
 		t.Error("deleted rows remain")
 	}
 }
@@ -273,7 +273,7 @@ func TestBulkBadRowReportedGoodRowsLand(t *testing.T) {
 		if i == 42 {
 			continue
 		}
-		if n := f.writesOf(rowKey(rec.Key[0].Value.Str())); n != 1 {
+		if n := f.writesOf(accountPath(rec.Key[0].Value.Str())); n != 1 {
 			t.Fatalf("good row %d written %d times, want 1", i, n)
 		}
 	}
@@ -308,7 +308,7 @@ func TestBatch5xxRetriedWithoutDuplicates(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, rec := range batch {
-		if n := f.writesOf(rowKey(rec.Key[0].Value.Str())); n != 1 {
+		if n := f.writesOf(accountPath(rec.Key[0].Value.Str())); n != 1 {
 			t.Fatalf("%s written %d times", rec.Key, n)
 		}
 	}
@@ -347,7 +347,7 @@ func TestThrottledRowsInBatchResent(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, rec := range batch {
-		if n := f.writesOf(rowKey(rec.Key[0].Value.Str())); n != 1 {
+		if n := f.writesOf(accountPath(rec.Key[0].Value.Str())); n != 1 {
 			t.Fatalf("%s written %d times, want 1", rec.Key, n)
 		}
 	}

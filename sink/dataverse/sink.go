@@ -287,7 +287,7 @@ func (s *Sink) writeRecord(ctx context.Context, rec *change.Record, buf *[]byte)
 	if err != nil {
 		return classify(ctx, fmt.Errorf("dataverse sink: entity set of %s: %w", rec.Table, err))
 	}
-	key, err := alternateKey(rec.Key)
+	key, err := rowKey(rec.Table, rec.Key)
 	if err != nil {
 		return change.Permanent(fmt.Errorf("dataverse sink: %s: %w", rec, err))
 	}
