@@ -8,13 +8,23 @@ type item struct {
 	at  int64  // when the reader routed it, in nanoseconds since the pipeline started
 	key string // destination table and key, encoded unambiguously
 	rec change.Record
+	// src is the source record rec was mapped from, kept for dead letters
+	// (an operator re-drives the source record under fixed mappings) and
+	// for metrics labelled by source table. It points into the slice the
+	// source returned, which nothing modifies: a pointer keeps items small.
+	src *change.Record
+	// table is src's table, copied so that counting written records does
+	// not touch the source records again.
+	table string
 }
 
 // owners lists the sequence numbers folded into one written record. Most
-// records fold nothing, so the first is kept inline.
+// records fold nothing, so the first is kept inline. item is the index in
+// the batch of the first item folded in.
 type owners struct {
 	first uint64
 	more  []uint64
+	item  int
 }
 
 func (o *owners) appendTo(dst []uint64) []uint64 {
@@ -49,7 +59,7 @@ func (c *coalescer) fold(items []item) {
 		if !seen {
 			c.index[it.key] = len(c.out)
 			c.out = append(c.out, it.rec)
-			c.owners = append(c.owners, owners{first: it.seq})
+			c.owners = append(c.owners, owners{first: it.seq, item: i})
 			continue
 		}
 		c.out[j] = fold(&c.out[j], &it.rec)

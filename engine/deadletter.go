@@ -43,10 +43,13 @@ func (p *Pipeline) putDeadLetters(ctx context.Context, letters []state.DeadLette
 func (p *Pipeline) deadLettered(stage string, letters []state.DeadLetter) {
 	n := len(letters)
 	p.nDead.Add(uint64(n))
-	if stage == stageMap {
-		p.metrics.deadMap.Add(float64(n))
-	} else {
-		p.metrics.deadWrite.Add(float64(n))
+	for i := range letters {
+		table, op := letterLabels(&letters[i])
+		p.metrics.dead.WithLabelValues(table, op, stage).Inc()
+		if stage == stageMap {
+			// Write failures were counted as they happened.
+			p.metrics.failed.WithLabelValues(table, op).Inc()
+		}
 	}
 	// Reasons may quote values, so they stay in the dead-letter store.
 	p.log.Warn("records dead-lettered", "stage", stage, "records", n)
@@ -61,4 +64,14 @@ func (p *Pipeline) deadLettered(stage string, letters []state.DeadLetter) {
 		p.fail(fmt.Errorf("engine: pipeline %q stopped: %d records in a row were dead-lettered (StopAfterFailures is %d)",
 			p.cfg.Name, c, limit))
 	}
+}
+
+// letterLabels returns the table and op labels of a dead letter's
+// counters: the source table, and the failed record's operation.
+func letterLabels(dl *state.DeadLetter) (table, op string) {
+	table = dl.Record.Table
+	if len(dl.Sources) > 0 {
+		table = dl.Sources[0].Table
+	}
+	return table, opLabel(dl.Record.Op)
 }

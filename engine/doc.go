@@ -20,6 +20,14 @@
 // failures wait (as long as the sink asked, or with exponential backoff)
 // and are tried again; a record that fails permanently goes to the
 // dead-letter store and the pipeline carries on. A dead letter holds the
-// source record when mapping failed, and the mapped, folded record when
-// writing failed.
+// source record when mapping failed; when writing failed, it holds the
+// mapped, folded record the sink refused and the source records folded
+// into it, so that RetryDeadLetter can map them again once the mapping is
+// fixed.
+//
+// While it runs, a pipeline can be changed without a restart: SetMapper
+// swaps the mapper between two reads (a reload of the mapping files), and
+// Pause and Resume hold back one source table's records, unmapped and not
+// acked, while the others flow on. Ready tells a health check whether the
+// pipeline runs and its source, if it reports its health, is connected.
 package engine

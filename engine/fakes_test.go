@@ -309,6 +309,7 @@ type memStore struct {
 	positions map[string]change.Position
 	saves     int
 	letters   []state.DeadLetter
+	lastID    uint64
 	putHook   func() error
 }
 
@@ -336,8 +337,35 @@ func (s *memStore) PutDeadLetters(_ context.Context, letters []state.DeadLetter)
 			return err
 		}
 	}
-	s.letters = append(s.letters, letters...)
+	for _, l := range letters {
+		s.lastID++
+		l.ID = s.lastID
+		s.letters = append(s.letters, l)
+	}
 	return nil
+}
+
+func (s *memStore) DeadLetter(_ context.Context, pipeline string, id uint64) (state.DeadLetter, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, l := range s.letters {
+		if l.Pipeline == pipeline && l.ID == id {
+			return l, nil
+		}
+	}
+	return state.DeadLetter{}, fmt.Errorf("dead letter %d: %w", id, state.ErrNotFound)
+}
+
+func (s *memStore) DeleteDeadLetter(_ context.Context, pipeline string, id uint64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, l := range s.letters {
+		if l.Pipeline == pipeline && l.ID == id {
+			s.letters = append(s.letters[:i], s.letters[i+1:]...)
+			return nil
+		}
+	}
+	return fmt.Errorf("dead letter %d: %w", id, state.ErrNotFound)
 }
 
 func (s *memStore) DeadLetters(_ context.Context, pipeline string, limit int) ([]state.DeadLetter, error) {
@@ -345,7 +373,7 @@ func (s *memStore) DeadLetters(_ context.Context, pipeline string, limit int) ([
 	defer s.mu.Unlock()
 	var out []state.DeadLetter
 	for _, l := range s.letters {
-		if l.Pipeline == pipeline && len(out) < limit {
+		if l.Pipeline == pipeline && (limit <= 0 || len(out) < limit) {
 			out = append(out, l)
 		}
 	}

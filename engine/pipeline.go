@@ -23,12 +23,13 @@ type Pipeline struct {
 	cfg     Config
 	log     *slog.Logger
 	src     source.Source
-	mapper  Mapper
+	mapper  atomic.Pointer[mapperBox] // replaced by SetMapper
 	dst     sink.Sink
 	st      state.Store
 	tracker *tracker
 	metrics *metrics
 	workers []*worker
+	pause   pauser
 	seed    maphash.Seed // routes keys to workers; routing need not survive a restart
 	epoch   time.Time    // origin of item.at
 
@@ -104,13 +105,14 @@ func New(cfg Config, src source.Source, m Mapper, dst sink.Sink, st state.Store)
 		cfg:     cfg,
 		log:     cfg.Logger.With("pipeline", cfg.Name),
 		src:     src,
-		mapper:  m,
 		dst:     dst,
 		st:      st,
 		tracker: newTracker(cfg.MaxInFlight),
 		seed:    maphash.MakeSeed(),
 		epoch:   time.Now(),
 	}
+	p.mapper.Store(&mapperBox{m})
+	p.pause.tables = map[string][]heldRecord{}
 	p.metrics = newMetrics(p)
 	for range cfg.Workers {
 		p.workers = append(p.workers, newWorker(p))
@@ -294,6 +296,42 @@ func (p *Pipeline) Stats() Stats {
 		InFlight:     p.tracker.inFlight(),
 		Running:      p.running.Load(),
 	}
+}
+
+// mapperBox lets an interface value live in an atomic.Pointer.
+type mapperBox struct{ m Mapper }
+
+// SetMapper replaces the pipeline's mapper, for a reload of the mappings
+// without a restart. The reader picks it up between two reads from the
+// source: every record is mapped wholly by the old mapper or wholly by the
+// new one, and records mapped before the switch are written as they were
+// mapped. It is safe to call at any time from any goroutine.
+func (p *Pipeline) SetMapper(m Mapper) error {
+	if m == nil {
+		return errors.New("engine: SetMapper: nil mapper")
+	}
+	p.mapper.Store(&mapperBox{m})
+	return nil
+}
+
+// Ready returns nil while the pipeline is ready to be relied on, and
+// otherwise an error saying why not: it is not running (not yet started,
+// or stopped), it is stopping after a fatal error, or its source reports
+// through source.HealthReporter that it is not connected. It is safe to
+// call at any time from any goroutine.
+func (p *Pipeline) Ready() error {
+	if fatal := p.fatalErr(); fatal != nil {
+		return fmt.Errorf("pipeline %q stopped: %w", p.cfg.Name, fatal)
+	}
+	if !p.running.Load() {
+		return fmt.Errorf("pipeline %q is not running", p.cfg.Name)
+	}
+	if h, ok := p.src.(source.HealthReporter); ok {
+		if err := h.Healthy(); err != nil {
+			return fmt.Errorf("pipeline %q: source not connected: %w", p.cfg.Name, err)
+		}
+	}
+	return nil
 }
 
 // now returns the time since the pipeline was built, the clock of item.at.

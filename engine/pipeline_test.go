@@ -267,15 +267,16 @@ func TestMetrics(t *testing.T) {
 	eventually(t, "every record acked", func() bool { return e.src.lastAck() == 10 })
 
 	want := map[string]float64{
-		"dvsync_engine_records_read_total":                       10,
-		"dvsync_engine_records_mapped_total":                     8,
-		"dvsync_engine_records_skipped_total":                    1,
-		"dvsync_engine_records_written_total":                    7,
-		"dvsync_engine_records_dead_lettered_total{stage=map}":   1,
-		"dvsync_engine_records_dead_lettered_total{stage=write}": 1,
-		"dvsync_engine_write_retries_total":                      1,
-		"dvsync_engine_in_flight_records":                        0,
-		"dvsync_engine_batch_size_records":                       9, // 7 written, 1 rejected, 1 retried
+		"dvsync_engine_records_read_total{op=insert,table=t}":                      10,
+		"dvsync_engine_records_mapped_total":                                       8,
+		"dvsync_engine_records_skipped_total":                                      1,
+		"dvsync_engine_records_written_total{op=insert,table=t}":                   7,
+		"dvsync_engine_records_failed_total{op=insert,table=t}":                    3, // 1 unmappable, 1 rejected, 1 retried
+		"dvsync_engine_records_dead_lettered_total{op=insert,stage=map,table=t}":   1,
+		"dvsync_engine_records_dead_lettered_total{op=insert,stage=write,table=t}": 1,
+		"dvsync_engine_write_retries_total":                                        1,
+		"dvsync_engine_in_flight_records":                                          0,
+		"dvsync_engine_batch_size_records":                                         9, // 7 written, 1 rejected, 1 retried
 	}
 	got := gather(t, reg)
 	for name, v := range want {

@@ -19,17 +19,26 @@ type reader struct {
 	dead     []state.DeadLetter
 	deadSeqs []uint64
 	skipSeqs []uint64
+	mapped   uint64 // records mapOne routed since the last dispatch
+	readCtr  *counterCache
 }
 
 // readLoop reads from the source until ctx ends or something fails, then
 // closes the workers' inboxes so they drain and return.
 func (p *Pipeline) readLoop(ctx context.Context) {
+	r := &reader{p: p, routed: make([][]item, len(p.workers)), readCtr: newCounterCache(p.metrics.read)}
+	p.pause.mu.Lock()
+	p.pause.reader, p.pause.readCtx = r, ctx
+	p.pause.mu.Unlock()
 	defer func() {
+		// Resume must not route to workers that may have returned.
+		p.pause.mu.Lock()
+		p.pause.reader, p.pause.readCtx = nil, nil
+		p.pause.mu.Unlock()
 		for _, w := range p.workers {
 			w.inbox.close()
 		}
 	}()
-	r := &reader{p: p, routed: make([][]item, len(p.workers))}
 	for {
 		recs, err := p.src.Read(ctx)
 		if err != nil {
@@ -39,7 +48,9 @@ func (p *Pipeline) readLoop(ctx context.Context) {
 			return
 		}
 		p.nRead.Add(uint64(len(recs)))
-		p.metrics.read.Add(float64(len(recs)))
+		for i := range recs {
+			r.readCtr.add(recs[i].Table, recs[i].Op, 1)
+		}
 		for len(recs) > 0 {
 			// Backpressure: add blocks while MaxInFlight records are
 			// waiting for the watermark.
@@ -61,31 +72,50 @@ func (p *Pipeline) readLoop(ctx context.Context) {
 // route maps records registered from sequence number first on, hands the
 // mapped ones to their workers and settles the others: skipped records
 // are done at once, failed ones once they are stored as dead letters.
+// Records of a paused table are held instead, unmapped, until it resumes.
 func (r *reader) route(ctx context.Context, first uint64, recs []change.Record) error {
 	p := r.p
+	p.pause.mu.Lock()
+	defer p.pause.mu.Unlock()
 	at := p.now()
-	var mapped uint64
+	mapper := p.mapper.Load().m
 	for i := range recs {
-		seq := first + uint64(i)
-		out, ok, err := p.mapper.Map(&recs[i])
-		if err == nil && ok {
-			err = checkMapped(&out)
+		if held, ok := p.pause.tables[recs[i].Table]; ok {
+			p.pause.tables[recs[i].Table] = append(held, heldRecord{seq: first + uint64(i), rec: recs[i]})
+			p.pause.held.Add(1)
+			continue
 		}
-		switch {
-		case err != nil:
-			r.dead = append(r.dead, state.DeadLetter{
-				Pipeline: p.cfg.Name, Stage: stageMap, Reason: err.Error(), Time: time.Now(), Record: recs[i],
-			})
-			r.deadSeqs = append(r.deadSeqs, seq)
-		case !ok:
-			r.skipSeqs = append(r.skipSeqs, seq)
-		default:
-			r.key = appendRouteKey(r.key[:0], &out)
-			w := p.workerOf(r.key)
-			r.routed[w] = append(r.routed[w], item{seq: seq, at: at, key: string(r.key), rec: out})
-			mapped++
-		}
+		r.mapOne(mapper, first+uint64(i), at, &recs[i])
 	}
+	return r.dispatch(ctx)
+}
+
+// mapOne maps rec, number seq, and queues the outcome for dispatch.
+func (r *reader) mapOne(mapper Mapper, seq uint64, at int64, rec *change.Record) {
+	out, ok, err := mapper.Map(rec)
+	if err == nil && ok {
+		err = checkMapped(&out)
+	}
+	switch {
+	case err != nil:
+		r.dead = append(r.dead, state.DeadLetter{
+			Pipeline: r.p.cfg.Name, Stage: stageMap, Reason: err.Error(), Time: time.Now(), Record: *rec,
+		})
+		r.deadSeqs = append(r.deadSeqs, seq)
+	case !ok:
+		r.skipSeqs = append(r.skipSeqs, seq)
+	default:
+		r.key = appendRouteKey(r.key[:0], &out)
+		w := r.p.workerOf(r.key)
+		r.routed[w] = append(r.routed[w], item{seq: seq, at: at, key: string(r.key), rec: out, src: rec, table: rec.Table})
+		r.mapped++
+	}
+}
+
+// dispatch hands what mapOne queued to the workers, marks skipped records
+// done, and stores failed ones as dead letters before marking them done.
+func (r *reader) dispatch(ctx context.Context) error {
+	p := r.p
 	for w, items := range r.routed {
 		if len(items) > 0 {
 			p.workers[w].inbox.push(items)
@@ -93,8 +123,9 @@ func (r *reader) route(ctx context.Context, first uint64, recs []change.Record) 
 			r.routed[w] = items[:0]
 		}
 	}
-	p.nMapped.Add(mapped)
-	p.metrics.mapped.Add(float64(mapped))
+	p.nMapped.Add(r.mapped)
+	p.metrics.mapped.Add(float64(r.mapped))
+	r.mapped = 0
 
 	if len(r.skipSeqs) > 0 {
 		p.nSkipped.Add(uint64(len(r.skipSeqs)))

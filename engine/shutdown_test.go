@@ -98,7 +98,9 @@ func TestShutdownAbandonsASinkThatIgnoresCancellation(t *testing.T) {
 	}
 	e.src.add(row(change.OpInsert, 1), row(change.OpInsert, 2))
 	cfg := testConfig()
-	cfg.ShutdownTimeout = 100 * time.Millisecond
+	// Long enough that a loaded machine still runs the reader's return
+	// and the source's Close within it; the test waits it out in full.
+	cfg.ShutdownTimeout = time.Second
 	e.start(cfg)
 
 	eventually(t, "the write to start", func() bool { return e.dst.batchCount() > 0 })

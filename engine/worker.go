@@ -67,13 +67,18 @@ type worker struct {
 	idx   []int           // indexes into co.out of a whole batch, reused
 	batch []change.Record // records of a partial retry, reused
 	seqs  []uint64        // sequence numbers to mark done, reused
+	items []item          // the batch being flushed, which co.owners index
+	// written and failed count records by source table and operation.
+	written, failed *counterCache
 }
 
 func newWorker(p *Pipeline) *worker {
 	return &worker{
-		p:     p,
-		inbox: inbox{wake: make(chan struct{}, 1)},
-		co:    newCoalescer(p.cfg.BatchSize),
+		p:       p,
+		inbox:   inbox{wake: make(chan struct{}, 1)},
+		co:      newCoalescer(p.cfg.BatchSize),
+		written: newCounterCache(p.metrics.written),
+		failed:  newCounterCache(p.metrics.failed),
 	}
 }
 
@@ -137,7 +142,11 @@ func (w *worker) run(ctx context.Context) {
 // cancelled it, or an error that stops the pipeline.
 func (w *worker) flush(ctx context.Context, batch []item) error {
 	w.co.fold(batch)
-	defer w.co.reset()
+	w.items = batch
+	defer func() {
+		w.co.reset()
+		w.items = nil
+	}()
 	w.idx = w.idx[:0]
 	for i := range w.co.out {
 		w.idx = append(w.idx, i)

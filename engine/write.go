@@ -39,6 +39,7 @@ func (w *worker) write(ctx context.Context, idx []int) error {
 		if ctx.Err() != nil {
 			return errAbandoned
 		}
+		w.countFailed(idx, err)
 
 		retry := idx
 		var be *change.BatchError
@@ -124,8 +125,62 @@ func (w *worker) durable(idx []int) {
 	}
 	w.p.tracker.done(w.seqs...)
 	w.p.nWritten.Add(uint64(len(idx)))
-	w.p.metrics.written.Add(float64(len(idx)))
+	// Count runs of one table and operation at once: batches rarely mix.
+	var newest time.Time
+	var run tableOp
+	n := 0
+	for _, i := range idx {
+		rec := &w.co.out[i]
+		if k := (tableOp{w.items[w.co.owners[i].item].table, rec.Op}); k != run {
+			if n > 0 {
+				w.written.add(run.table, run.op, n)
+			}
+			run, n = k, 0
+		}
+		n++
+		if rec.CommitTime.After(newest) {
+			newest = rec.CommitTime
+		}
+	}
+	w.written.add(run.table, run.op, n)
+	w.p.metrics.observeLag(newest)
 	w.p.consecutiveDead.Store(0)
+}
+
+// countFailed counts the records co.out[idx] of a write that failed with
+// err: all of them, or those a *change.BatchError names.
+func (w *worker) countFailed(idx []int, err error) {
+	var be *change.BatchError
+	isBatch := errors.As(err, &be)
+	for k, i := range idx {
+		if isBatch {
+			if _, failed := be.Failed[k]; !failed {
+				continue
+			}
+		}
+		w.failed.add(w.items[w.co.owners[i].item].table, w.co.out[i].Op, 1)
+	}
+}
+
+// sourcesOf returns copies of the source records folded into co.out[i],
+// in emission order.
+func (w *worker) sourcesOf(i int) []change.Record {
+	o := &w.co.owners[i]
+	out := []change.Record{*w.items[o.item].src}
+	if len(o.more) == 0 {
+		return out
+	}
+	// Folding is rare on this path; a scan of the batch finds the others.
+	want := make(map[uint64]bool, len(o.more))
+	for _, seq := range o.more {
+		want[seq] = true
+	}
+	for j := o.item + 1; j < len(w.items); j++ {
+		if want[w.items[j].seq] {
+			out = append(out, *w.items[j].src)
+		}
+	}
+	return out
 }
 
 // deadLetter stores co.out[idx] as dead letters with the matching reasons,
@@ -144,7 +199,8 @@ func (w *worker) deadLetter(ctx context.Context, idx []int, reasons []error) err
 	letters := make([]state.DeadLetter, len(idx))
 	for k, i := range idx {
 		letters[k] = state.DeadLetter{
-			Pipeline: w.p.cfg.Name, Stage: stageWrite, Reason: reasons[k].Error(), Time: now, Record: w.co.out[i],
+			Pipeline: w.p.cfg.Name, Stage: stageWrite, Reason: reasons[k].Error(), Time: now,
+			Record: w.co.out[i], Sources: w.sourcesOf(i),
 		}
 	}
 	if err := w.p.putDeadLetters(ctx, letters); err != nil {

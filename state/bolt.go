@@ -165,7 +165,7 @@ func (s *Bolt) DeadLetters(ctx context.Context, pipeline string, limit int) ([]D
 			if limit > 0 && len(out) == limit {
 				break
 			}
-			dl, err := decodeDeadLetter(v)
+			dl, err := decodeDeadLetter(k[len(prefix):], v)
 			if err != nil {
 				return fmt.Errorf("dead letter %x: %w", k[len(prefix):], err)
 			}
@@ -177,6 +177,47 @@ func (s *Bolt) DeadLetters(ctx context.Context, pipeline string, limit int) ([]D
 		return nil, fmt.Errorf("state: read dead letters of %s: %w", pipeline, err)
 	}
 	return out, nil
+}
+
+// DeadLetter returns pipeline's dead letter id.
+func (s *Bolt) DeadLetter(ctx context.Context, pipeline string, id uint64) (DeadLetter, error) {
+	if err := ctx.Err(); err != nil {
+		return DeadLetter{}, err
+	}
+	var dl DeadLetter
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		k := deadLetterKey(pipeline, id)
+		v := tx.Bucket(bucketDeadLetters).Get(k)
+		if v == nil {
+			return ErrNotFound
+		}
+		var err error
+		dl, err = decodeDeadLetter(k[len(k)-8:], v)
+		return err
+	})
+	if err != nil {
+		return DeadLetter{}, fmt.Errorf("state: dead letter %d of %s: %w", id, pipeline, err)
+	}
+	return dl, nil
+}
+
+// DeleteDeadLetter removes pipeline's dead letter id, durably.
+func (s *Bolt) DeleteDeadLetter(ctx context.Context, pipeline string, id uint64) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	err := s.db.Update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketDeadLetters)
+		k := deadLetterKey(pipeline, id)
+		if b.Get(k) == nil {
+			return ErrNotFound
+		}
+		return b.Delete(k)
+	})
+	if err != nil {
+		return fmt.Errorf("state: delete dead letter %d of %s: %w", id, pipeline, err)
+	}
+	return nil
 }
 
 // Close closes the file, waiting for running transactions to finish.
@@ -201,24 +242,49 @@ func deadLetterKey(pipeline string, seq uint64) []byte {
 	return binary.BigEndian.AppendUint64(deadLetterPrefix(pipeline), seq)
 }
 
-// A dead letter is stored as: version:byte(1) pipeline:string stage:string
-// reason:string time record, with the encodings of codec.go.
-const deadLetterV1 = 1
+// A dead letter is stored as: version:byte pipeline:string stage:string
+// reason:string time record, and from version 2 on also
+// uvarint(n) record... for its sources, with the encodings of codec.go.
+// Its ID is not stored in the value: it is the key's sequence number.
+const (
+	deadLetterV1 = 1
+	deadLetterV2 = 2
+)
 
 func appendDeadLetter(dst []byte, dl *DeadLetter) []byte {
-	dst = append(dst, deadLetterV1)
+	dst = append(dst, deadLetterV2)
 	dst = appendString(dst, dl.Pipeline)
 	dst = appendString(dst, dl.Stage)
 	dst = appendString(dst, dl.Reason)
 	dst = appendTime(dst, dl.Time)
-	return AppendRecord(dst, &dl.Record)
+	dst = appendLenPrefixed(dst, &dl.Record)
+	dst = binary.AppendUvarint(dst, uint64(len(dl.Sources)))
+	for i := range dl.Sources {
+		dst = appendLenPrefixed(dst, &dl.Sources[i])
+	}
+	return dst
 }
 
-func decodeDeadLetter(b []byte) (DeadLetter, error) {
-	d := decoder{b: b}
+// appendLenPrefixed appends r's encoding preceded by its length, since
+// DecodeRecord wants exactly one record's bytes.
+func appendLenPrefixed(dst []byte, r *change.Record) []byte {
+	enc := AppendRecord(nil, r)
+	dst = binary.AppendUvarint(dst, uint64(len(enc)))
+	return append(dst, enc...)
+}
+
+// decodeDeadLetter decodes v, the value stored under a key whose last
+// eight bytes are seq.
+func decodeDeadLetter(seq, v []byte) (DeadLetter, error) {
+	d := decoder{b: v}
 	var dl DeadLetter
-	if v := d.byte(); d.err == nil && v != deadLetterV1 {
-		return dl, fmt.Errorf("unknown encoding version %d", v)
+	if len(seq) != 8 {
+		return dl, fmt.Errorf("malformed key sequence %x", seq)
+	}
+	dl.ID = binary.BigEndian.Uint64(seq)
+	version := d.byte()
+	if d.err == nil && version != deadLetterV1 && version != deadLetterV2 {
+		return dl, fmt.Errorf("unknown encoding version %d", version)
 	}
 	dl.Pipeline = d.string()
 	dl.Stage = d.string()
@@ -227,10 +293,41 @@ func decodeDeadLetter(b []byte) (DeadLetter, error) {
 	if d.err != nil {
 		return DeadLetter{}, d.err
 	}
-	rec, err := DecodeRecord(d.b)
-	if err != nil {
+	if version == deadLetterV1 {
+		// Version 1 ends with the one record, unprefixed.
+		rec, err := DecodeRecord(d.b)
+		if err != nil {
+			return DeadLetter{}, err
+		}
+		dl.Record = rec
+		return dl, nil
+	}
+	var err error
+	if dl.Record, err = decodeLenPrefixed(&d); err != nil {
 		return DeadLetter{}, err
 	}
-	dl.Record = rec
+	n := d.count()
+	if d.err != nil {
+		return DeadLetter{}, d.err
+	}
+	if n > 0 {
+		dl.Sources = make([]change.Record, n)
+	}
+	for i := range dl.Sources {
+		if dl.Sources[i], err = decodeLenPrefixed(&d); err != nil {
+			return DeadLetter{}, fmt.Errorf("source %d: %w", i, err)
+		}
+	}
+	if len(d.b) != 0 {
+		return DeadLetter{}, fmt.Errorf("%d trailing bytes", len(d.b))
+	}
 	return dl, nil
+}
+
+func decodeLenPrefixed(d *decoder) (change.Record, error) {
+	b := d.take(d.count())
+	if d.err != nil {
+		return change.Record{}, d.err
+	}
+	return DecodeRecord(b)
 }
