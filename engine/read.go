@@ -103,6 +103,12 @@ func (r *reader) mapOne(mapper Mapper, seq uint64, at int64, rec *change.Record)
 		})
 		r.deadSeqs = append(r.deadSeqs, seq)
 	case !ok:
+		if rec.Op == change.OpTruncate {
+			// Dataverse has no truncate, and deleting every row of a
+			// table because a source table was emptied is too dangerous
+			// to do by default: say so, and leave the rows.
+			r.p.log.Warn("TRUNCATE not applied: the destination rows are left as they are", "table", rec.Table)
+		}
 		r.skipSeqs = append(r.skipSeqs, seq)
 	default:
 		r.key = appendRouteKey(r.key[:0], &out)

@@ -397,6 +397,7 @@ func TestGoldenFiltersAndDeletes(t *testing.T) {
 			in:   ins(row("id", change.Int(1), "name", change.Text("n"))),
 			want: want(change.OpInsert, byNumber("1"), row("accountnumber", change.Text("1"), "name", change.Text("n"), "cr1_deleted", change.Bool(false)))},
 		{name: "ignored delete", mapping: byAccountNumber + cols + "deletes: ignore\n", in: del(nil)},
+		{name: "truncate is not applied", mapping: byAccountNumber + cols, in: change.Record{Op: change.OpTruncate, Table: "public.t"}},
 	}, false)
 }
 

@@ -92,6 +92,10 @@ func (m *Mapper) Map(rec *change.Record) (out change.Record, ok bool, err error)
 			return change.Record{}, false, nil
 		}
 		return p.remove(rec, out, nil)
+	case change.OpTruncate:
+		// Not applied: Dataverse has no truncate, and emptying a table
+		// because its source was emptied must be asked for, not assumed.
+		return change.Record{}, false, nil
 	default:
 		return change.Record{}, false, p.fail(rec, nil, "unknown operation "+rec.Op.String())
 	}
