@@ -1,11 +1,9 @@
 package config
 
 import (
-	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -24,30 +22,6 @@ func docEnv(name string) (string, bool) {
 	return "value-of-" + name, true
 }
 
-// yamlBlocks returns the ```yaml blocks of a Markdown page with the line
-// each starts on.
-func yamlBlocks(t *testing.T, page string) (blocks []string, lines []int) {
-	t.Helper()
-	var cur []string
-	in := false
-	for i, line := range strings.Split(page, "\n") {
-		switch {
-		case !in && strings.TrimSpace(line) == "```yaml":
-			in, cur = true, nil
-			lines = append(lines, i+2)
-		case in && strings.TrimSpace(line) == "```":
-			in = false
-			blocks = append(blocks, strings.Join(cur, "\n")+"\n")
-		case in:
-			cur = append(cur, line)
-		}
-	}
-	if in {
-		t.Fatal("unterminated ```yaml block")
-	}
-	return blocks, lines
-}
-
 // Every example in the reference must be accepted: whole files as they
 // are, fragments laid over a minimal valid file.
 func TestDocExamplesParse(t *testing.T) {
@@ -55,15 +29,18 @@ func TestDocExamplesParse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	blocks, lines := yamlBlocks(t, string(page))
+	blocks, err := yamlfile.MarkdownBlocks(string(page))
+	if err != nil {
+		t.Fatal(err)
+	}
 	if len(blocks) < 5 {
 		t.Fatalf("found only %d yaml blocks in %s", len(blocks), docPath)
 	}
-	for i, block := range blocks {
-		name := docPath + " (block at line " + strconv.Itoa(lines[i]) + ")"
-		if strings.HasPrefix(block, "version:") {
-			if _, err := Parse([]byte(block), docPath, docEnv); err != nil {
-				t.Errorf("complete example does not parse:\n%v", inPage(err, lines[i]))
+	for _, b := range blocks {
+		name := docPath + " (block at line " + strconv.Itoa(b.Line) + ")"
+		if strings.HasPrefix(b.Text, "version:") {
+			if _, err := Parse([]byte(b.Text), docPath, docEnv); err != nil {
+				t.Errorf("complete example does not parse:\n%v", yamlfile.InPage(err, docPath, b))
 			}
 			continue
 		}
@@ -72,26 +49,14 @@ func TestDocExamplesParse(t *testing.T) {
 		if _, ps := yamlfile.Decode([]byte(minimal), "minimal", docEnv, c); len(ps) > 0 {
 			t.Fatal(ps.Err())
 		}
-		if _, ps := yamlfile.Decode([]byte(block), docPath, docEnv, c); len(ps) > 0 {
-			t.Errorf("fragment does not decode:\n%v", inPage(ps.Err(), lines[i]))
+		if _, ps := yamlfile.Decode([]byte(b.Text), docPath, docEnv, c); len(ps) > 0 {
+			t.Errorf("fragment does not decode:\n%v", yamlfile.InPage(ps.Err(), docPath, b))
 			continue
 		}
 		if err := c.Validate(); err != nil {
 			t.Errorf("%s: fragment is not valid:\n%v", name, err)
 		}
 	}
-}
-
-// inPage moves the lines of problems in a block to lines of the page.
-func inPage(err error, blockLine int) error {
-	if joined, ok := err.(interface{ Unwrap() []error }); ok {
-		for _, e := range joined.Unwrap() {
-			if p := (*Problem)(nil); errors.As(e, &p) && p.Line > 0 {
-				p.Line += blockLine - 1
-			}
-		}
-	}
-	return err
 }
 
 // Every field the structs accept is in the reference table, and every
@@ -101,11 +66,11 @@ func TestDocCoversEveryField(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fields := fieldPaths(reflect.TypeFor[Config](), "")
+	fields := yamlfile.FieldPaths(reflect.TypeFor[Config]())
 	if len(fields) < 20 {
 		t.Fatalf("found only %d fields", len(fields))
 	}
-	documented := tableFields(string(page))
+	documented := yamlfile.FieldTable(string(page))
 	for _, f := range fields {
 		if !slices.Contains(documented, f) {
 			t.Errorf("field %s is not in the reference tables of %s", f, docPath)
@@ -116,49 +81,6 @@ func TestDocCoversEveryField(t *testing.T) {
 			t.Errorf("%s documents %s, which the config does not have", docPath, d)
 		}
 	}
-}
-
-// tableFields returns the field paths that start the rows of the Markdown
-// tables headed "| Field |".
-func tableFields(page string) []string {
-	row := regexp.MustCompile("^\\| `([^`]+)` \\|")
-	var out []string
-	inFields := false
-	for _, line := range strings.Split(page, "\n") {
-		switch {
-		case strings.HasPrefix(line, "| Field |"):
-			inFields = true
-		case !strings.HasPrefix(line, "|"):
-			inFields = false
-		case inFields:
-			if m := row.FindStringSubmatch(line); m != nil {
-				out = append(out, m[1])
-			}
-		}
-	}
-	return out
-}
-
-// fieldPaths lists the leaf fields of a config type as the reference names
-// them: "dataverse.auth.token", "connections.<name>.dsn".
-func fieldPaths(t reflect.Type, prefix string) []string {
-	var out []string
-	names, index := yamlfile.Fields(t)
-	for _, name := range names {
-		ft := t.Field(index[name]).Type
-		path := yamlfile.JoinPath(prefix, name)
-		switch {
-		case ft.Kind() == reflect.Struct:
-			out = append(out, fieldPaths(ft, path)...)
-		case ft.Kind() == reflect.Map && ft.Elem().Kind() == reflect.Struct:
-			out = append(out, fieldPaths(ft.Elem(), path+".<name>")...)
-		case ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.Struct:
-			out = append(out, fieldPaths(ft.Elem(), path+"[]")...)
-		default:
-			out = append(out, path)
-		}
-	}
-	return out
 }
 
 // The demo's files in deploy/examples must load as the demo runs them.

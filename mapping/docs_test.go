@@ -1,7 +1,6 @@
 package mapping
 
 import (
-	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -17,43 +16,6 @@ import (
 
 const docPath = "../docs/mapping.md"
 
-// yamlBlocks returns the ```yaml blocks of a Markdown page with the line
-// each starts on.
-func yamlBlocks(t *testing.T, page string) (blocks []string, lines []int) {
-	t.Helper()
-	var cur []string
-	in := false
-	for i, line := range strings.Split(page, "\n") {
-		switch {
-		case !in && strings.TrimSpace(line) == "```yaml":
-			in, cur = true, nil
-			lines = append(lines, i+2)
-		case in && strings.TrimSpace(line) == "```":
-			in = false
-			blocks = append(blocks, strings.Join(cur, "\n")+"\n")
-		case in:
-			cur = append(cur, line)
-		}
-	}
-	if in {
-		t.Fatal("unterminated ```yaml block")
-	}
-	return blocks, lines
-}
-
-// inPage moves the problems in a block to lines of the page.
-func inPage(err error, blockLine int) error {
-	if joined, ok := err.(interface{ Unwrap() []error }); ok {
-		for _, e := range joined.Unwrap() {
-			if p := (*Problem)(nil); errors.As(e, &p) && p.Line > 0 {
-				p.File = docPath
-				p.Line += blockLine - 1
-			}
-		}
-	}
-	return err
-}
-
 // Every example in the reference is a complete mapping file, and all of
 // them load and compile together.
 func TestDocExamplesParse(t *testing.T) {
@@ -61,15 +23,18 @@ func TestDocExamplesParse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	blocks, lines := yamlBlocks(t, string(page))
+	blocks, err := yamlfile.MarkdownBlocks(string(page))
+	if err != nil {
+		t.Fatal(err)
+	}
 	if len(blocks) < 4 {
 		t.Fatalf("found only %d yaml blocks in %s", len(blocks), docPath)
 	}
 	var ms []*Mapping
-	for i, block := range blocks {
-		m, err := Parse([]byte(block), "example"+strconv.Itoa(i)+".yaml")
+	for i, b := range blocks {
+		m, err := Parse([]byte(b.Text), "example"+strconv.Itoa(i)+".yaml")
 		if err != nil {
-			t.Errorf("an example does not parse:\n%v", inPage(err, lines[i]))
+			t.Errorf("an example does not parse:\n%v", yamlfile.InPage(err, docPath, b))
 			continue
 		}
 		ms = append(ms, m)
@@ -86,11 +51,11 @@ func TestDocCoversEveryField(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fields := fieldPaths(reflect.TypeFor[Mapping](), "")
+	fields := yamlfile.FieldPaths(reflect.TypeFor[Mapping]())
 	if len(fields) < 10 {
 		t.Fatalf("found only %d fields", len(fields))
 	}
-	documented := tableFields(string(page))
+	documented := yamlfile.FieldTable(string(page))
 	for _, f := range fields {
 		if !slices.Contains(documented, f) {
 			t.Errorf("field %s is not in the reference table of %s", f, docPath)
@@ -113,47 +78,6 @@ func TestDocCoversEveryField(t *testing.T) {
 			t.Errorf("type %s is not in the column types table of %s", typ, docPath)
 		}
 	}
-}
-
-// tableFields returns the field paths that start the rows of the Markdown
-// tables headed "| Field |".
-func tableFields(page string) []string {
-	row := regexp.MustCompile("^\\| `([^`]+)` \\|")
-	var out []string
-	inFields := false
-	for _, line := range strings.Split(page, "\n") {
-		switch {
-		case strings.HasPrefix(line, "| Field |"):
-			inFields = true
-		case !strings.HasPrefix(line, "|"):
-			inFields = false
-		case inFields:
-			if m := row.FindStringSubmatch(line); m != nil {
-				out = append(out, m[1])
-			}
-		}
-	}
-	return out
-}
-
-// fieldPaths lists the leaf fields of a mapping type as the reference
-// names them: "source.table", "columns[].target".
-func fieldPaths(t reflect.Type, prefix string) []string {
-	var out []string
-	names, index := yamlfile.Fields(t)
-	for _, name := range names {
-		ft := t.Field(index[name]).Type
-		path := yamlfile.JoinPath(prefix, name)
-		switch {
-		case ft.Kind() == reflect.Struct:
-			out = append(out, fieldPaths(ft, path)...)
-		case ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.Struct:
-			out = append(out, fieldPaths(ft.Elem(), path+"[]")...)
-		default:
-			out = append(out, path)
-		}
-	}
-	return out
 }
 
 // The demo's mapping must load and map a row of the demo table the way
