@@ -58,7 +58,12 @@ demo: deps build ## Build and run the demo: PostgreSQL -> dvsync -> Dataverse em
 	./bin/dvsync demo
 
 .PHONY: bench
-bench: ## Run the Go benchmarks
+bench: deps ## Run the benchmark programs in bench/ (figures on stdout), then the Go micro-benchmarks
+	@for b in emulator dvwrite pgstream pgbackfill; do \
+		echo "==> bench/$$b"; \
+		$(GO) run ./bench/$$b; \
+	done
+	@echo '==> go test -bench'
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
 
 .PHONY: clean

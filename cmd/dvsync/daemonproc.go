@@ -28,6 +28,12 @@ type daemonProc struct {
 // once its /readyz answers 200: the source is streaming, so changes made
 // from then on are captured.
 func spawnDaemon(ctx context.Context, exe, config, logPath string, env []string) (*daemonProc, error) {
+	return spawnDaemonArgs(ctx, exe, []string{"run", "-c", config}, logPath, env)
+}
+
+// spawnDaemonArgs is spawnDaemon with the whole command line after exe,
+// which must start a daemon ('run' and its flags).
+func spawnDaemonArgs(ctx context.Context, exe string, args []string, logPath string, env []string) (*daemonProc, error) {
 	httpAddr, err := freeAddr()
 	if err != nil {
 		return nil, err
@@ -37,7 +43,7 @@ func spawnDaemon(ctx context.Context, exe, config, logPath string, env []string)
 		return nil, err
 	}
 	p := &daemonProc{logPath: logPath, httpAddr: httpAddr, done: make(chan error, 1)}
-	p.cmd = exec.Command(exe, "run", "-c", config)
+	p.cmd = exec.Command(exe, args...)
 	p.cmd.Stdout, p.cmd.Stderr = logf, logf
 	p.cmd.Env = append(append(os.Environ(), env...), "DVSYNC_HTTP="+httpAddr)
 	if err := p.cmd.Start(); err != nil {

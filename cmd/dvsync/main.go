@@ -53,7 +53,10 @@ files. See docs/config.md and docs/mapping.md for the file formats.`,
 	}
 	root.AddCommand(
 		newRunCmd(),
+		newBackfillCmd(),
 		newValidateCmd(),
+		newDeadLettersCmd(),
+		newConfigCmd(),
 		newEmulatorCmd(),
 		newDemoCmd(),
 		newVersionCmd(),

@@ -4,11 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
+	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -44,7 +48,7 @@ var sourceFactories = map[string]sourceFactory{
 }
 
 func newRunCmd() *cobra.Command {
-	var path string
+	var path, logLevel string
 	cmd := &cobra.Command{
 		Use:   "run -c FILE",
 		Short: "Run the sync daemon until SIGTERM or SIGINT",
@@ -54,14 +58,25 @@ config's http.listen address.
 
 On SIGTERM or SIGINT it stops reading, finishes the writes in flight, saves
 the last acknowledged position and exits 0. A restarted daemon resumes from
-that position; nothing committed at the source is lost.`,
+that position; nothing committed at the source is lost.
+
+On SIGHUP it reads the mapping files again and, if they are valid, applies
+them to the changes read from then on, without a restart; if they are not,
+it logs why and keeps the running mappings. See docs/operations.md.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, set, err := loadAll(path)
 			if err != nil {
 				return err
 			}
-			logger, err := newLogger(os.Stderr, cfg.Log.Level, cfg.Log.Format)
+			level := cfg.Log.Level
+			if logLevel != "" {
+				if _, err := newLogger(io.Discard, logLevel, ""); err != nil {
+					return fmt.Errorf("--log-level: %w", err)
+				}
+				level = logLevel
+			}
+			logger, err := newLogger(os.Stderr, level, cfg.Log.Format)
 			if err != nil {
 				return fmt.Errorf("%s: log: %w", cfg.Path, err)
 			}
@@ -69,33 +84,37 @@ that position; nothing committed at the source is lost.`,
 		},
 	}
 	cmd.Flags().StringVarP(&path, "config", "c", "dvsync.yaml", "daemon config file")
+	cmd.Flags().StringVar(&logLevel, "log-level", "", "log level, overriding the config's log.level: debug, info, warn or error")
 	return cmd
 }
 
 // runDaemon runs every pipeline until ctx is cancelled or one of them
 // fails; a failure stops the others too, so the process exits non-zero and
 // its supervisor restarts it.
+//
+// SIGHUP reloads the mapping files (see reloader).
 func runDaemon(ctx context.Context, cfg *config.Config, set *mapping.Set, logger *slog.Logger) error {
+	// Before anything else: SIGHUP's default action would end the process.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
 	st, err := state.OpenBolt(cfg.State.Path)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
 
-	client, err := odataclient.New(odataclient.Options{
-		BaseURL:    cfg.Dataverse.URL,
-		APIVersion: cfg.Dataverse.APIVersion,
-		Tokens:     odataclient.StaticToken(cfg.Dataverse.Auth.Token.Reveal()),
-		UserAgent:  "dvsync/" + version,
-	})
+	client, err := newDataverseClient(cfg)
 	if err != nil {
-		return fmt.Errorf("dataverse: %w", err)
+		return err
 	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	var pipelines []*engine.Pipeline
+	byName := map[string]*engine.Pipeline{}
 	for _, name := range set.Connections() {
 		conn := cfg.Connections[name]
 		log := logger.With("pipeline", name)
@@ -105,10 +124,7 @@ func runDaemon(ctx context.Context, cfg *config.Config, set *mapping.Set, logger
 		}
 		// Each pipeline owns its sink (Run closes it); they share the client
 		// and so its connection pool.
-		dst := dataverse.New(client, dataverse.Config{
-			Concurrency: cfg.Dataverse.Concurrency,
-			EntitySets:  set.EntitySets(),
-		})
+		dst := newDataverseSink(client, cfg, set)
 		p, err := engine.New(engine.Config{
 			Name:              name,
 			Workers:           cfg.Engine.Workers,
@@ -124,13 +140,27 @@ func runDaemon(ctx context.Context, cfg *config.Config, set *mapping.Set, logger
 			return fmt.Errorf("connection %s: %w", name, err)
 		}
 		pipelines = append(pipelines, p)
+		byName[name] = p
 	}
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	reloaderDone := make(chan struct{})
+	go func() {
+		defer close(reloaderDone)
+		newReloader(cfg, set, byName, logger, reg).run(ctx, hup)
+	}()
+	defer func() {
+		cancel()
+		<-reloaderDone
+	}()
 
 	if cfg.HTTP.Listen != "" {
-		srv, err := startHTTP(cfg.HTTP.Listen, reg, pipelines, logger)
+		mux := http.NewServeMux()
+		if token := os.Getenv(adminTokenEnv); token != "" {
+			adminRoutes(mux, token, byName, set)
+		}
+		srv, err := startHTTP(mux, cfg.HTTP.Listen, reg, pipelines, logger)
 		if err != nil {
 			return err
 		}
@@ -160,20 +190,87 @@ func runDaemon(ctx context.Context, cfg *config.Config, set *mapping.Set, logger
 	return nil
 }
 
+// newDataverseClient builds the Web API client from the config's
+// dataverse section. Every command that talks to Dataverse goes through
+// it, so they all authenticate alike.
+func newDataverseClient(cfg *config.Config) (*odataclient.Client, error) {
+	tokens, err := newTokenSource(&cfg.Dataverse)
+	if err != nil {
+		return nil, fmt.Errorf("dataverse.auth: %w", err)
+	}
+	client, err := odataclient.New(odataclient.Options{
+		BaseURL:    cfg.Dataverse.URL,
+		APIVersion: cfg.Dataverse.APIVersion,
+		Tokens:     tokens,
+		UserAgent:  "dvsync/" + version,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("dataverse: %w", err)
+	}
+	return client, nil
+}
+
+// newTokenSource returns the static token, or a client credentials
+// source that fetches and renews tokens, as the config asks.
+func newTokenSource(d *config.Dataverse) (odataclient.TokenSource, error) {
+	a := &d.Auth
+	if a.ClientID == "" {
+		return odataclient.StaticToken(a.Token.Reveal()), nil
+	}
+	cc := odataclient.ClientCredentials{
+		TokenURL: a.TokenURL, Authority: a.Authority, TenantID: a.TenantID,
+		ClientID: a.ClientID, ClientSecret: a.ClientSecret.Reveal(), Scope: a.Scope,
+	}
+	if cc.Scope == "" {
+		cc.Scope = strings.TrimSuffix(d.URL, "/") + "/.default"
+	}
+	if a.CertificateFile != "" {
+		pem, err := os.ReadFile(a.CertificateFile)
+		if err != nil {
+			return nil, err
+		}
+		if cc.Certificate, err = odataclient.ParseCertificatePEM(pem); err != nil {
+			return nil, fmt.Errorf("%s: %w", a.CertificateFile, err)
+		}
+	}
+	return odataclient.NewClientCredentials(cc)
+}
+
+// newDataverseSink builds a sink writing through client to the tables the
+// mappings name.
+func newDataverseSink(client *odataclient.Client, cfg *config.Config, set *mapping.Set) *dataverse.Sink {
+	return dataverse.New(client, dataverse.Config{
+		Concurrency: cfg.Dataverse.Concurrency,
+		EntitySets:  set.EntitySets(),
+		Mode:        cfg.Dataverse.WriteMode,
+		BatchSize:   cfg.Dataverse.BatchSize,
+		Write: odataclient.WriteOptions{
+			Tag:                         cfg.Dataverse.Tag,
+			BypassCustomPluginExecution: cfg.Dataverse.BypassCustomPluginExecution,
+		},
+	})
+}
+
 // startHTTP serves health and metrics. /healthz answers while the process
-// lives; /readyz only while every pipeline is running, so an orchestrator
-// routes nothing to (and alerts on) a daemon whose pipeline has stopped.
-func startHTTP(addr string, reg *prometheus.Registry, pipelines []*engine.Pipeline, logger *slog.Logger) (*http.Server, error) {
-	mux := http.NewServeMux()
+// lives; /readyz only while every pipeline is running with its source
+// connected, so an orchestrator alerts on a daemon whose pipeline has
+// stopped or lost its source, and says why in the body.
+//
+// mux may hold other routes already (the admin endpoints).
+func startHTTP(mux *http.ServeMux, addr string, reg *prometheus.Registry, pipelines []*engine.Pipeline, logger *slog.Logger) (*http.Server, error) {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		var reasons []string
 		for _, p := range pipelines {
-			if !p.Stats().Running {
-				http.Error(w, "not ready", http.StatusServiceUnavailable)
-				return
+			if err := p.Ready(); err != nil {
+				reasons = append(reasons, err.Error())
 			}
+		}
+		if len(reasons) > 0 {
+			http.Error(w, "not ready: "+strings.Join(reasons, "; "), http.StatusServiceUnavailable)
+			return
 		}
 		fmt.Fprintln(w, "ready")
 	})

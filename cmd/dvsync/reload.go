@@ -1,0 +1,110 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/dvsync/dvsync/config"
+	"github.com/dvsync/dvsync/engine"
+	"github.com/dvsync/dvsync/mapping"
+)
+
+// reloader applies new mapping files to running pipelines. It is used
+// from the one goroutine that receives SIGHUP.
+type reloader struct {
+	path      string // the config file, re-read for its mappings globs
+	current   *mapping.Set
+	pipelines map[string]*engine.Pipeline // by connection name
+	log       *slog.Logger
+	reloads   *prometheus.CounterVec // by result: applied or refused
+}
+
+func newReloader(cfg *config.Config, set *mapping.Set, pipelines map[string]*engine.Pipeline, log *slog.Logger, reg prometheus.Registerer) *reloader {
+	r := &reloader{
+		path: cfg.Path, current: set, pipelines: pipelines, log: log,
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "dvsync", Name: "mapping_reloads_total",
+			Help: "Reloads of the mapping files (SIGHUP), by result: applied, or refused with the old mappings kept.",
+		}, []string{"result"}),
+	}
+	reg.MustRegister(r.reloads)
+	return r
+}
+
+// run reloads on every signal until ctx ends.
+func (r *reloader) run(ctx context.Context, signals <-chan os.Signal) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-signals:
+		}
+		if err := r.reload(); err != nil {
+			r.reloads.WithLabelValues("refused").Inc()
+			// Each problem names its file and line; one log line says it all.
+			r.log.Error("mapping reload refused; the running mappings stay", "err", strings.Join(problemLines(err), "; "))
+			continue
+		}
+		r.reloads.WithLabelValues("applied").Inc()
+	}
+}
+
+// reload reads the config's mapping files again and, if they are valid
+// and a running daemon can apply them, gives every pipeline its new
+// mapper. It changes nothing when it returns an error.
+func (r *reloader) reload() error {
+	_, set, err := loadAll(r.path)
+	if err != nil {
+		return err
+	}
+	if err := r.applicable(set); err != nil {
+		return err
+	}
+	for name, p := range r.pipelines {
+		// A nil *mapping.Mapper maps nothing: a connection no mapping uses
+		// any more keeps streaming, and acks without writing.
+		if err := p.SetMapper(set.Mapper(name)); err != nil {
+			return fmt.Errorf("pipeline %s: %w", name, err)
+		}
+	}
+	r.current = set
+	tables := 0
+	for _, c := range set.Connections() {
+		tables += len(set.Tables(c))
+	}
+	r.log.Info("mappings reloaded", "connections", len(set.Connections()), "tables", tables)
+	return nil
+}
+
+// applicable refuses a mapping set that needs what only a restart gives:
+// a pipeline for a new connection, a source reading a new table, or a sink
+// that knows a table by another entity set name.
+func (r *reloader) applicable(set *mapping.Set) error {
+	var errs []error
+	oldSets := r.current.EntitySets()
+	for _, c := range set.Connections() {
+		if _, ok := r.pipelines[c]; !ok {
+			errs = append(errs, fmt.Errorf("connection %s has no running pipeline; restart dvsync to start one", c))
+			continue
+		}
+		old := r.current.Tables(c)
+		for _, t := range set.Tables(c) {
+			if !slices.Contains(old, t) {
+				errs = append(errs, fmt.Errorf("connection %s: table %s is new, and the source reads only the tables it started with; restart dvsync to add it", c, t))
+			}
+		}
+	}
+	for table, es := range set.EntitySets() {
+		if old, ok := oldSets[table]; !ok || old != es {
+			errs = append(errs, fmt.Errorf("dataverse table %s: entity set %q is new or changed; restart dvsync to apply it", table, es))
+		}
+	}
+	return errors.Join(errs...)
+}
