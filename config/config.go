@@ -158,6 +158,19 @@ type Connection struct {
 	// PostgreSQL even when idle, which keeps the connection alive and lets
 	// PostgreSQL recycle WAL. Default: 10s.
 	StatusInterval time.Duration `yaml:"status_interval"`
+	// HeartbeatInterval is how often the source writes a heartbeat
+	// (pg_logical_emit_message) so a quiet database still advances the
+	// slot, and measures the slot's lag. Default: 30s; negative turns it off.
+	HeartbeatInterval time.Duration `yaml:"heartbeat_interval"`
+	// DecodingWorkMem is logical_decoding_work_mem for the replication
+	// session ("64MB"): past it, PostgreSQL streams a running transaction's
+	// changes, which dvsync spools to a temporary file until it commits.
+	// Default: 64MB.
+	DecodingWorkMem string `yaml:"logical_decoding_work_mem"`
+	// SkipOrigin names a replication origin whose transactions are not
+	// captured, so writes dvsync made itself inside that origin do not
+	// come back. Empty captures every transaction.
+	SkipOrigin string `yaml:"skip_origin"`
 }
 
 // Engine tunes the pipeline between sources and Dataverse.
@@ -212,14 +225,16 @@ func (c *Config) setDefaults() {
 	}
 }
 
-// SetDefaults sets the fields that have defaults: Slot, Publication and
-// StatusInterval. Parse calls it for each entry of connections before
+// SetDefaults sets the fields that have defaults: Slot, Publication,
+// StatusInterval, HeartbeatInterval and DecodingWorkMem. Parse calls it for each entry of connections before
 // decoding the entry, so that a field absent from the file keeps its
 // default; a Connection built in code may call it first too.
 func (c *Connection) SetDefaults() {
 	c.Slot = "dvsync"
 	c.Publication = "dvsync"
 	c.StatusInterval = 10 * time.Second
+	c.HeartbeatInterval = 30 * time.Second
+	c.DecodingWorkMem = "64MB"
 }
 
 // Load reads the config file at path with the process environment; see

@@ -82,6 +82,7 @@ engine:
 		Connections: map[string]Connection{"app": {
 			Type: "postgres", DSN: "host=db password=s3cret", Slot: "app_slot",
 			Publication: "app_pub", StatusInterval: 5 * time.Second,
+			HeartbeatInterval: 30 * time.Second, DecodingWorkMem: "64MB",
 		}},
 		Mappings: []string{"maps/*.yaml", "/etc/dvsync/extra.yaml"},
 		Engine: Engine{
@@ -110,6 +111,7 @@ func TestParseDefaults(t *testing.T) {
 	want.Connections = map[string]Connection{"app": {
 		Type: "postgres", DSN: "postgres://u:pw@localhost/app",
 		Slot: "dvsync", Publication: "dvsync", StatusInterval: 10 * time.Second,
+		HeartbeatInterval: 30 * time.Second, DecodingWorkMem: "64MB",
 	}}
 	want.Path = "dvsync.yaml"
 	c.pos = nil
@@ -415,5 +417,29 @@ func TestParseUnusualYAML(t *testing.T) {
 		if err == nil || err.Error() != tt.want {
 			t.Errorf("%q:\n got %v\nwant %s", tt.data, err, tt.want)
 		}
+	}
+}
+
+func TestConnectionStreamingSettings(t *testing.T) {
+	c, err := Parse([]byte(`version: 1
+dataverse: {url: "http://127.0.0.1:1", auth: {token: t}}
+connections:
+  app: {type: postgres, dsn: x, heartbeat_interval: 1m, skip_origin: dvsync}
+  bad: {type: postgres, dsn: x, logical_decoding_work_mem: lots}
+`), "f.yaml", nil)
+	if err == nil || !strings.Contains(err.Error(), `f.yaml:5: connections.bad.logical_decoding_work_mem: "lots" is not a memory size`) {
+		t.Fatalf("err = %v", err)
+	}
+	c, err = Parse([]byte(`version: 1
+dataverse: {url: "http://127.0.0.1:1", auth: {token: t}}
+connections:
+  app: {type: postgres, dsn: x, heartbeat_interval: 1m, skip_origin: dvsync}
+`), "f.yaml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := c.Connections["app"]
+	if app.HeartbeatInterval != time.Minute || app.SkipOrigin != "dvsync" || app.DecodingWorkMem != "64MB" {
+		t.Errorf("app = %+v", app)
 	}
 }

@@ -210,7 +210,13 @@ func (c *Connection) validate(ps *yamlfile.Problems, path string) {
 	if c.StatusInterval <= 0 {
 		ps.Add(yamlfile.JoinPath(path, "status_interval"), "must be positive, got %s", c.StatusInterval)
 	}
+	if c.DecodingWorkMem != "" && !memorySize.MatchString(c.DecodingWorkMem) {
+		ps.Add(yamlfile.JoinPath(path, "logical_decoding_work_mem"), "%q is not a memory size such as 64MB (kB, MB, GB)", c.DecodingWorkMem)
+	}
 }
+
+// memorySize is a memory setting as postgresql.conf writes it.
+var memorySize = regexp.MustCompile(`^[0-9]+(kB|MB|GB|TB)?$`)
 
 // Validate checks the engine settings.
 func (e *Engine) Validate() error { return check(e.validate) }

@@ -38,11 +38,14 @@ type sourceFactory func(name string, c config.Connection, tables []string, log *
 var sourceFactories = map[string]sourceFactory{
 	"postgres": func(_ string, c config.Connection, tables []string, log *slog.Logger) (source.Source, error) {
 		return postgres.New(postgres.Config{
-			DSN:            c.DSN.Reveal(),
-			Slot:           c.Slot,
-			Publication:    c.Publication,
-			Tables:         tables,
-			StatusInterval: c.StatusInterval,
+			DSN:               c.DSN.Reveal(),
+			Slot:              c.Slot,
+			Publication:       c.Publication,
+			Tables:            tables,
+			StatusInterval:    c.StatusInterval,
+			HeartbeatInterval: c.HeartbeatInterval,
+			DecodingWorkMem:   c.DecodingWorkMem,
+			SkipOrigin:        c.SkipOrigin,
 		}, log)
 	},
 }
