@@ -421,7 +421,7 @@ func TestParseUnusualYAML(t *testing.T) {
 }
 
 func TestConnectionStreamingSettings(t *testing.T) {
-	c, err := Parse([]byte(`version: 1
+	_, err := Parse([]byte(`version: 1
 dataverse: {url: "http://127.0.0.1:1", auth: {token: t}}
 connections:
   app: {type: postgres, dsn: x, heartbeat_interval: 1m, skip_origin: dvsync}
@@ -430,7 +430,7 @@ connections:
 	if err == nil || !strings.Contains(err.Error(), `f.yaml:5: connections.bad.logical_decoding_work_mem: "lots" is not a memory size`) {
 		t.Fatalf("err = %v", err)
 	}
-	c, err = Parse([]byte(`version: 1
+	c, err := Parse([]byte(`version: 1
 dataverse: {url: "http://127.0.0.1:1", auth: {token: t}}
 connections:
   app: {type: postgres, dsn: x, heartbeat_interval: 1m, skip_origin: dvsync}
