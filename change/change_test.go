@@ -3,6 +3,7 @@ package change
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -187,5 +188,28 @@ func TestRecordStringHasNoValues(t *testing.T) {
 		After: Row{{"ssn", Text("123-45-6789")}}}
 	if s := r.String(); s != "u public.customers id=5" {
 		t.Errorf("String() = %q", s)
+	}
+}
+
+func TestDeferredClass(t *testing.T) {
+	base := errors.New("parent row missing")
+	d := Deferred(base)
+	if !IsDeferred(d) || !errors.Is(d, base) || d.Error() != base.Error() {
+		t.Errorf("Deferred lost its class or cause: %v", d)
+	}
+	if IsPermanent(d) {
+		t.Error("deferred error is permanent")
+	}
+	if _, ok := RetryWait(d); ok {
+		t.Error("deferred error is retryable")
+	}
+	if IsDeferred(base) || IsDeferred(Permanent(base)) || IsDeferred(Retryable(base, 0)) {
+		t.Error("unmarked error is deferred")
+	}
+	if wrapped := fmt.Errorf("write account: %w", d); !IsDeferred(wrapped) {
+		t.Error("IsDeferred does not see through wrapping")
+	}
+	if Deferred(nil) != nil {
+		t.Error("nil errors must stay nil")
 	}
 }

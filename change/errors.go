@@ -96,3 +96,56 @@ func (e *BatchError) Error() string {
 	}
 	return b.String()
 }
+
+// DeferredError is a failure caused by ordering, not by the record: the
+// record refers to something that is not at the destination yet (for
+// example a lookup whose parent row has not been written), and the write
+// should be tried again after the records that follow it in the stream
+// have been written. The engine parks such a record rather than
+// dead-lettering it, holds back later records of the same key behind it,
+// and dead-letters it only after a bounded number of retries.
+type DeferredError struct{ Err error }
+
+func (e *DeferredError) Error() string { return e.Err.Error() }
+func (e *DeferredError) Unwrap() error { return e.Err }
+
+// Deferred marks err as deferred: the record it concerns cannot be written
+// yet because something it refers to is missing, and should be retried
+// after the records that follow it have been written.
+func Deferred(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &DeferredError{Err: err}
+}
+
+// IsDeferred reports whether err is marked deferred.
+func IsDeferred(err error) bool {
+	var d *DeferredError
+	return errors.As(err, &d)
+}
+
+// FatalError is a failure that is not the fault of any record and that no
+// retry will fix: the destination refuses the pipeline's credentials after
+// a fresh token, or the table written to does not exist. Dead-lettering
+// every record would empty the stream into the dead-letter store, so a
+// sink returns it as Write's whole error (never inside a BatchError) and
+// the engine stops the pipeline with it.
+type FatalError struct{ Err error }
+
+func (e *FatalError) Error() string { return e.Err.Error() }
+func (e *FatalError) Unwrap() error { return e.Err }
+
+// Fatal marks err as fatal for the pipeline.
+func Fatal(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &FatalError{Err: err}
+}
+
+// IsFatal reports whether err is marked fatal.
+func IsFatal(err error) bool {
+	var f *FatalError
+	return errors.As(err, &f)
+}

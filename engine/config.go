@@ -21,6 +21,9 @@ const (
 	// sets none. It is not applied to a zero Config.MaxRetries, because zero
 	// there means "retry forever".
 	DefaultMaxRetries = 10
+	// DefaultMaxDeferrals is how many times a deferred write is tried
+	// again, by default, before its record is dead-lettered.
+	DefaultMaxDeferrals = 10
 	// DefaultMinBackoff and DefaultMaxBackoff bound the exponential backoff
 	// between write retries when a Backoff leaves them zero.
 	DefaultMinBackoff = 100 * time.Millisecond
@@ -58,6 +61,13 @@ type Config struct {
 	// RetryBackoff spaces retries when the sink did not say how long to
 	// wait. A RetryableError's Wait, when positive, overrides it.
 	RetryBackoff Backoff
+	// MaxDeferrals is how many times a record whose write the sink
+	// deferred (change.DeferredError: a row it refers to is not there yet)
+	// is tried again, RetryBackoff apart, before it is dead-lettered with
+	// the last reason (default DefaultMaxDeferrals). A parked record holds
+	// back the ack watermark and counts toward MaxInFlight, so the row it
+	// waits for must be read within MaxInFlight records of it.
+	MaxDeferrals int
 	// StopAfterFailures stops the pipeline when this many records in a row
 	// were dead-lettered, on the grounds that the destination, not the
 	// data, is broken. Zero never stops.
@@ -93,6 +103,9 @@ func (c Config) withDefaults() Config {
 	if c.AckInterval == 0 {
 		c.AckInterval = DefaultAckInterval
 	}
+	if c.MaxDeferrals == 0 {
+		c.MaxDeferrals = DefaultMaxDeferrals
+	}
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = DefaultShutdownTimeout
 	}
@@ -126,6 +139,7 @@ func (c Config) validate() error {
 	check(c.MaxRetries < 0, "MaxRetries: must not be negative (0 retries forever)")
 	check(c.RetryBackoff.Min < 0, "RetryBackoff.Min: must not be negative")
 	check(c.RetryBackoff.Max < c.RetryBackoff.Min, "RetryBackoff.Max: must not be less than RetryBackoff.Min")
+	check(c.MaxDeferrals < 0, "MaxDeferrals: must not be negative")
 	check(c.StopAfterFailures < 0, "StopAfterFailures: must not be negative (0 never stops)")
 	check(c.ShutdownTimeout < 0, "ShutdownTimeout: must not be negative")
 	return errors.Join(errs...)

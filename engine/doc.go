@@ -25,9 +25,19 @@
 // into it, so that RetryDeadLetter can map them again once the mapping is
 // fixed.
 //
+// A write the sink defers (change.DeferredError: the record refers to a
+// row, such as a lookup's parent, that is not there yet) is parked by its
+// worker, which goes on with other keys; later changes to the parked key
+// wait behind it, and the key is tried again after a backoff, up to
+// MaxDeferrals times, before it is dead-lettered. A parked record is not
+// done, so the watermark holds back behind it and a restart replays it.
+//
 // While it runs, a pipeline can be changed without a restart: SetMapper
 // swaps the mapper between two reads (a reload of the mapping files), and
 // Pause and Resume hold back one source table's records, unmapped and not
-// acked, while the others flow on. Ready tells a health check whether the
+// acked, while the others flow on. The pipeline pauses a table itself when
+// its source reports that columns the mapper reads were dropped or changed
+// type (MetaDroppedColumns, MetaRetypedColumns), and says why in Stats and
+// Ready until an operator resumes it. Ready tells a health check whether the
 // pipeline runs and its source, if it reports its health, is connected.
 package engine

@@ -23,6 +23,7 @@ type metrics struct {
 	dead                  *prometheus.CounterVec // table, op, stage
 	mapped, skipped       prometheus.Counter
 	retries               prometheus.Counter
+	deferred              prometheus.Counter
 	batchSize             prometheus.Histogram
 	writeSeconds          prometheus.Histogram
 	lagSeconds            prometheus.Gauge
@@ -50,6 +51,8 @@ func newMetrics(p *Pipeline) *metrics {
 		mapped:  counter("records_mapped_total", "Records the mapper mapped for writing."),
 		skipped: counter("records_skipped_total", "Records the mapper left out of this pipeline; they are acked without a write."),
 		retries: counter("write_retries_total", "Writes tried again after a retryable failure."),
+		deferred: counter("records_deferred_total",
+			"Record writes the sink deferred because a row they refer to was not there yet; they are parked and tried again."),
 		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: "dvsync", Subsystem: "engine", Name: "batch_size_records",
 			Help:    "Records per sink write, after folding.",
@@ -92,9 +95,13 @@ func newMetrics(p *Pipeline) *metrics {
 		Namespace: "dvsync", Subsystem: "engine", Name: "paused_records",
 		Help: "Records of paused tables held in memory until they resume.",
 	}, func() float64 { return float64(p.pause.held.Load()) })
+	parked := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: "dvsync", Subsystem: "engine", Name: "parked_records",
+		Help: "Records parked behind writes deferred until the rows they refer to exist.",
+	}, func() float64 { return float64(p.nParked.Load()) })
 	m.collectors = []prometheus.Collector{
-		m.read, m.written, m.failed, m.dead, m.mapped, m.skipped, m.retries,
-		m.batchSize, m.writeSeconds, m.lagSeconds, inFlight, lastAck, ready, held,
+		m.read, m.written, m.failed, m.dead, m.mapped, m.skipped, m.retries, m.deferred,
+		m.batchSize, m.writeSeconds, m.lagSeconds, inFlight, lastAck, ready, held, parked,
 	}
 	return m
 }

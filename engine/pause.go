@@ -18,6 +18,9 @@ type pauser struct {
 	// was paused, in emission order; a paused table with none held has
 	// an empty entry.
 	tables map[string][]heldRecord
+	// reasons gives, by table, why the pipeline paused a table on its
+	// own after a schema change; a table paused by Pause has none.
+	reasons map[string]string
 	// reader is the read loop's state while it runs, nil otherwise, and
 	// readCtx the read loop's context.
 	reader  *reader
@@ -71,6 +74,7 @@ func (p *Pipeline) Resume(table string) (int, error) {
 		return 0, nil
 	}
 	delete(p.pause.tables, table)
+	delete(p.pause.reasons, table)
 	p.pause.held.Add(-int64(len(held)))
 	p.log.Info("table resumed", "table", table, "held", len(held))
 	r := p.pause.reader

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"hash/maphash"
 	"log/slog"
+	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -37,7 +39,9 @@ type Pipeline struct {
 	running atomic.Bool
 	stopRun context.CancelCauseFunc // set by Run before any goroutine starts
 
-	nRead, nMapped, nSkipped, nWritten, nDead, nRetries atomic.Uint64
+	nRead, nMapped, nSkipped, nWritten, nDead, nRetries, nDeferred atomic.Uint64
+	// nParked counts records parked behind deferred writes, across workers.
+	nParked atomic.Int64
 	// consecutiveDead counts records dead-lettered since the last
 	// successful write, across workers.
 	consecutiveDead atomic.Int64
@@ -69,6 +73,16 @@ type Stats struct {
 	DeadLettered uint64
 	// Retries counts write retries after retryable failures.
 	Retries uint64
+	// Deferred counts writes the sink deferred because a row they refer
+	// to was not there yet; each deferral of a record counts.
+	Deferred uint64
+	// Parked counts records waiting behind deferred writes: the deferred
+	// records and later changes to their keys.
+	Parked int
+	// SchemaPaused gives, by source table, why the pipeline paused it on
+	// its own after a schema change; nil when none is. The map is the
+	// caller's.
+	SchemaPaused map[string]string
 	// Acked is the last position acked to the source; nil before the first.
 	Acked change.Position
 	// LastAck is when Acked was acked; zero before the first.
@@ -113,6 +127,7 @@ func New(cfg Config, src source.Source, m Mapper, dst sink.Sink, st state.Store)
 	}
 	p.mapper.Store(&mapperBox{m})
 	p.pause.tables = map[string][]heldRecord{}
+	p.pause.reasons = map[string]string{}
 	p.metrics = newMetrics(p)
 	for range cfg.Workers {
 		p.workers = append(p.workers, newWorker(p))
@@ -291,6 +306,9 @@ func (p *Pipeline) Stats() Stats {
 		Written:      p.nWritten.Load(),
 		DeadLettered: p.nDead.Load(),
 		Retries:      p.nRetries.Load(),
+		Deferred:     p.nDeferred.Load(),
+		Parked:       int(p.nParked.Load()),
+		SchemaPaused: p.schemaPaused(),
 		Acked:        acked,
 		LastAck:      lastAck,
 		InFlight:     p.tracker.inFlight(),
@@ -316,8 +334,9 @@ func (p *Pipeline) SetMapper(m Mapper) error {
 
 // Ready returns nil while the pipeline is ready to be relied on, and
 // otherwise an error saying why not: it is not running (not yet started,
-// or stopped), it is stopping after a fatal error, or its source reports
-// through source.HealthReporter that it is not connected. It is safe to
+// or stopped), it is stopping after a fatal error, its source reports
+// through source.HealthReporter that it is not connected, or it paused a
+// table after a schema change and waits for an operator to resume it. It is safe to
 // call at any time from any goroutine.
 func (p *Pipeline) Ready() error {
 	if fatal := p.fatalErr(); fatal != nil {
@@ -330,6 +349,10 @@ func (p *Pipeline) Ready() error {
 		if err := h.Healthy(); err != nil {
 			return fmt.Errorf("pipeline %q: source not connected: %w", p.cfg.Name, err)
 		}
+	}
+	if paused := p.schemaPaused(); len(paused) > 0 {
+		tables := slices.Sorted(maps.Keys(paused))
+		return fmt.Errorf("pipeline %q: table %s paused: %s", p.cfg.Name, tables[0], paused[tables[0]])
 	}
 	return nil
 }

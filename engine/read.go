@@ -72,7 +72,9 @@ func (p *Pipeline) readLoop(ctx context.Context) {
 // route maps records registered from sequence number first on, hands the
 // mapped ones to their workers and settles the others: skipped records
 // are done at once, failed ones once they are stored as dead letters.
-// Records of a paused table are held instead, unmapped, until it resumes.
+// Records of a paused table are held instead, unmapped, until it resumes;
+// a table is paused here when a schema change touches the columns its
+// mapping reads.
 func (r *reader) route(ctx context.Context, first uint64, recs []change.Record) error {
 	p := r.p
 	p.pause.mu.Lock()
@@ -80,6 +82,9 @@ func (r *reader) route(ctx context.Context, first uint64, recs []change.Record) 
 	at := p.now()
 	mapper := p.mapper.Load().m
 	for i := range recs {
+		if reason := schemaChange(mapper, &recs[i]); reason != "" {
+			p.pauseForSchema(recs[i].Table, reason)
+		}
 		if held, ok := p.pause.tables[recs[i].Table]; ok {
 			p.pause.tables[recs[i].Table] = append(held, heldRecord{seq: first + uint64(i), rec: recs[i]})
 			p.pause.held.Add(1)

@@ -70,15 +70,22 @@ type worker struct {
 	items []item          // the batch being flushed, which co.owners index
 	// written and failed count records by source table and operation.
 	written, failed *counterCache
+	// parked holds, by key, records whose writes were deferred, with the
+	// later changes to their keys; retrying the deferral counts of the
+	// keys being retried now. Only the worker's goroutine uses them.
+	parked   map[string]*parkedKey
+	retrying map[string]int
 }
 
 func newWorker(p *Pipeline) *worker {
 	return &worker{
-		p:       p,
-		inbox:   inbox{wake: make(chan struct{}, 1)},
-		co:      newCoalescer(p.cfg.BatchSize),
-		written: newCounterCache(p.metrics.written),
-		failed:  newCounterCache(p.metrics.failed),
+		p:        p,
+		inbox:    inbox{wake: make(chan struct{}, 1)},
+		co:       newCoalescer(p.cfg.BatchSize),
+		written:  newCounterCache(p.metrics.written),
+		failed:   newCounterCache(p.metrics.failed),
+		parked:   map[string]*parkedKey{},
+		retrying: map[string]int{},
 	}
 }
 
@@ -89,7 +96,9 @@ var errAbandoned = errors.New("engine: write abandoned at shutdown")
 // run gathers batches and writes them until the inbox is closed and
 // empty, or ctx, which shutdown cancels when it stops waiting, ends. A
 // batch is written when it holds BatchSize records, when its oldest record
-// is BatchWait old, or at once when the inbox is closed.
+// is BatchWait old, or at once when the inbox is closed. Parked keys are
+// tried again as they fall due, after any batch that is ready, and not
+// once the inbox is closed: at shutdown they are left to be replayed.
 func (w *worker) run(ctx context.Context) {
 	cfg := &w.p.cfg
 	var pending []item // in emission order; pending[start:] is unwritten
@@ -110,37 +119,66 @@ func (w *worker) run(ctx context.Context) {
 		if n == 0 && closed {
 			return
 		}
-		var wait <-chan time.Time
+		now := w.p.now()
+		var wait time.Duration = -1
+		worked := false
 		if n > 0 {
-			age := time.Duration(w.p.now() - pending[start].at)
+			age := time.Duration(now - pending[start].at)
 			if n >= cfg.BatchSize || closed || age >= cfg.BatchWait {
 				batch := pending[start : start+min(n, cfg.BatchSize)]
-				if err := w.flush(ctx, batch); err != nil {
-					if !errors.Is(err, errAbandoned) {
-						w.p.fail(err)
-					}
+				if err := w.flushErr(w.flush(ctx, w.divert(batch))); err != nil {
 					return
 				}
 				clear(batch)
 				start += len(batch)
-				continue
+				worked = true
+			} else {
+				wait = cfg.BatchWait - age
 			}
-			timer.Reset(cfg.BatchWait - age)
-			wait = timer.C
+		}
+		if due, ok := w.nextDue(); ok && !closed {
+			if due <= now {
+				if err := w.flushErr(w.retryParked(ctx)); err != nil {
+					return
+				}
+				worked = true
+			} else if d := time.Duration(due - now); wait < 0 || d < wait {
+				wait = d
+			}
+		}
+		if worked {
+			continue
+		}
+		var timeout <-chan time.Time
+		if wait >= 0 {
+			timer.Reset(wait)
+			timeout = timer.C
 		}
 		select {
 		case <-w.inbox.wake:
-		case <-wait:
+		case <-timeout:
 		case <-ctx.Done():
 			return
 		}
 	}
 }
 
+// flushErr stops the pipeline with err unless it is nil or the write was
+// abandoned at shutdown, and returns err.
+func (w *worker) flushErr(err error) error {
+	if err != nil && !errors.Is(err, errAbandoned) {
+		w.p.fail(err)
+	}
+	return err
+}
+
 // flush folds batch to one record per key and writes it until every
 // record is durable or dead-lettered. It returns errAbandoned if shutdown
 // cancelled it, or an error that stops the pipeline.
 func (w *worker) flush(ctx context.Context, batch []item) error {
+	if len(batch) == 0 {
+		return nil
+	}
 	w.co.fold(batch)
 	w.items = batch
 	defer func() {

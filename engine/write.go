@@ -15,10 +15,12 @@ import (
 //
 //   - nil: all are durable;
 //   - a *change.BatchError: those not named are durable, permanent
-//     failures are dead-lettered, and retryable ones are retried alone;
-//   - a permanent error for the whole batch: a single record is
-//     dead-lettered; a larger batch is split in halves, each written on
-//     its own, until the bad records stand alone;
+//     failures are dead-lettered, deferred ones are parked (see park), and
+//     retryable ones are retried alone;
+//   - a permanent or deferred error for the whole batch: a single record
+//     is dead-lettered or parked; a larger batch is split in halves, each
+//     written on its own, until the failing records stand alone;
+//   - a fatal error (change.FatalError): the pipeline stops at once;
 //   - anything else: the whole set is retried after a wait, up to
 //     MaxRetries times, after which the error stops the pipeline.
 //
@@ -40,13 +42,16 @@ func (w *worker) write(ctx context.Context, idx []int) error {
 			return errAbandoned
 		}
 		w.countFailed(idx, err)
+		if change.IsFatal(err) {
+			return fmt.Errorf("engine: write of %d record(s) failed: %w", len(idx), err)
+		}
 
 		retry := idx
 		var be *change.BatchError
 		switch {
 		case errors.As(err, &be):
-			var durable, dead []int
-			var reasons []error
+			var durable, dead, deferred []int
+			var reasons, deferReasons []error
 			retry, err = nil, nil
 			for k, i := range idx {
 				ferr, failed := be.Failed[k]
@@ -56,6 +61,9 @@ func (w *worker) write(ctx context.Context, idx []int) error {
 				case change.IsPermanent(ferr):
 					dead = append(dead, i)
 					reasons = append(reasons, ferr)
+				case change.IsDeferred(ferr):
+					deferred = append(deferred, i)
+					deferReasons = append(deferReasons, ferr)
 				default:
 					retry = append(retry, i)
 					err = longerWait(err, ferr)
@@ -68,14 +76,20 @@ func (w *worker) write(ctx context.Context, idx []int) error {
 			if err := w.deadLetter(ctx, dead, reasons); err != nil {
 				return err
 			}
+			if err := w.park(ctx, deferred, deferReasons); err != nil {
+				return err
+			}
 			if len(retry) == 0 {
 				return nil
 			}
-		case change.IsPermanent(err):
+		case change.IsPermanent(err) || change.IsDeferred(err):
+			if len(idx) == 1 && change.IsDeferred(err) {
+				return w.park(ctx, idx, []error{err})
+			}
 			if len(idx) == 1 {
 				return w.deadLetter(ctx, idx, []error{err})
 			}
-			// The sink could not tell which record is bad: write each half
+			// The sink could not tell which record failed: write each half
 			// on its own until the bad ones stand alone. Records of one
 			// batch have distinct keys, so their order does not matter.
 			half := len(idx) / 2

@@ -308,3 +308,13 @@ func redactURL(s string) string {
 	u.RawQuery, u.Fragment = "", ""
 	return u.String()
 }
+
+// Invalidate drops the cached token if it is still token, so that the next
+// Token call fetches a new one.
+func (s *credentialsSource) Invalidate(token string) {
+	s.mu.Lock()
+	if s.token == token {
+		s.token, s.expires = "", time.Time{}
+	}
+	s.mu.Unlock()
+}

@@ -160,10 +160,28 @@ const maxErrorBody = 1 << 20
 // do sends r and reads the whole answer, so that the connection goes back
 // to the pool. Non-2xx answers become *Error; transport failures are
 // wrapped with the method and path.
+//
+// A 401 answer when the token source is a TokenInvalidator makes do drop
+// the token and send r once more with a fresh one: a token can be revoked
+// or expire early (clock skew) while cached. A second 401 is returned, and
+// then means the credentials themselves are refused.
 func (c *Client) do(ctx context.Context, r *request) (response, error) {
+	resp, tok, err := c.doOnce(ctx, r)
+	inv, ok := c.tokens.(TokenInvalidator)
+	var e *Error
+	if !ok || tok == "" || !errors.As(err, &e) || e.StatusCode != http.StatusUnauthorized {
+		return resp, err
+	}
+	inv.Invalidate(tok)
+	resp, _, err = c.doOnce(ctx, r)
+	return resp, err
+}
+
+// doOnce sends r once and returns the answer and the bearer token it sent.
+func (c *Client) doOnce(ctx context.Context, r *request) (response, string, error) {
 	req, err := http.NewRequestWithContext(ctx, r.method, r.url, nil)
 	if err != nil {
-		return response{}, fmt.Errorf("odataclient: %s %s: %w", r.method, r.url, err)
+		return response{}, "", fmt.Errorf("odataclient: %s %s: %w", r.method, r.url, err)
 	}
 	switch {
 	case len(r.body) > 0:
@@ -208,10 +226,11 @@ func (c *Client) do(ctx context.Context, r *request) (response, error) {
 	if len(prefer) > 0 {
 		h.Set("Prefer", strings.Join(prefer, ","))
 	}
+	var tok string
 	if c.tokens != nil {
-		tok, err := c.tokens.Token(ctx)
+		tok, err = c.tokens.Token(ctx)
 		if err != nil {
-			return response{}, fmt.Errorf("odataclient: %s %s: token: %w", r.method, req.URL.EscapedPath(), err)
+			return response{}, "", fmt.Errorf("odataclient: %s %s: token: %w", r.method, req.URL.EscapedPath(), err)
 		}
 		h.Set("Authorization", "Bearer "+tok)
 	}
@@ -223,7 +242,7 @@ func (c *Client) do(ctx context.Context, r *request) (response, error) {
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
-		return response{}, fmt.Errorf("odataclient: %s %s: %w", r.method, req.URL.EscapedPath(), err)
+		return response{}, "", fmt.Errorf("odataclient: %s %s: %w", r.method, req.URL.EscapedPath(), err)
 	}
 	defer resp.Body.Close()
 	if v := resp.Header.Get("x-ms-dop-hint"); v != "" {
@@ -234,13 +253,13 @@ func (c *Client) do(ctx context.Context, r *request) (response, error) {
 
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
-		return response{}, newError(r.method, req.URL, resp, b)
+		return response{}, tok, newError(r.method, req.URL, resp, b)
 	}
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return response{}, fmt.Errorf("odataclient: %s %s: reading response: %w", r.method, req.URL.EscapedPath(), err)
+		return response{}, "", fmt.Errorf("odataclient: %s %s: reading response: %w", r.method, req.URL.EscapedPath(), err)
 	}
-	return response{status: resp.StatusCode, header: resp.Header, body: b}, nil
+	return response{status: resp.StatusCode, header: resp.Header, body: b}, tok, nil
 }
 
 // resourceURL returns the absolute URL of an entity set, or of one row of

@@ -1,14 +1,19 @@
 // Package odataclient is a small client for the Microsoft Dataverse Web API
 // (OData v4): create, update, upsert and delete by primary or alternate key,
-// retrieve, paged queries and table metadata; $batch requests with change
-// sets (Batch), the bulk messages CreateMultiple, UpdateMultiple,
-// UpsertMultiple and DeleteMultiple; and OAuth 2.0 client credentials
-// tokens from Microsoft Entra ID (NewClientCredentials).
+// retrieve, paged queries; change tracking (TrackChanges, NextDelta);
+// table metadata: definitions, columns and alternate keys, cached per table
+// by a MetadataCache; $batch requests with change sets (Batch), the bulk
+// messages CreateMultiple, UpdateMultiple, UpsertMultiple and
+// DeleteMultiple; and OAuth 2.0 client credentials tokens from Microsoft
+// Entra ID (NewClientCredentials).
 //
 // It follows the shape of a protocol library rather than an SDK. It starts
-// no goroutines, never retries, never logs and never sleeps: every method
-// makes exactly one HTTP request under the caller's context and returns
-// either the decoded answer or an error. Retry policy, throttling back-off
+// no goroutines, never logs and never sleeps: every method makes one HTTP
+// request under the caller's context (MetadataCache.Table three) and
+// returns either the decoded answer or an error. The one resend is a
+// request refused with 401 while the token source can drop its cached
+// token (TokenInvalidator): it is sent once more with a fresh token.
+// Retry policy, throttling back-off
 // and concurrency limits belong to the caller, which is why every non-2xx
 // answer comes back as an *Error carrying the status, the Dataverse error
 // code and any Retry-After the service asked for, and DOPHint reports the

@@ -18,3 +18,13 @@ func StaticToken(token string) TokenSource { return staticToken(token) }
 type staticToken string
 
 func (s staticToken) Token(context.Context) (string, error) { return string(s), nil }
+
+// TokenInvalidator is implemented by token sources that cache tokens. The
+// Client calls Invalidate with the token a request was refused with (401)
+// before trying that request once more; the next Token call must then
+// return a different, freshly issued token. Invalidate must be safe for
+// concurrent use, and must ignore a token that has been replaced already,
+// so that a burst of 401s fetches one new token, not one per request.
+type TokenInvalidator interface {
+	Invalidate(token string)
+}

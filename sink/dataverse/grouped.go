@@ -76,7 +76,7 @@ func (s *Sink) prepare(ctx context.Context, rec *change.Record, sets map[string]
 	}
 	set, err := l.name, l.err
 	if err != nil {
-		return group{}, prepared{}, classify(ctx, fmt.Errorf("dataverse sink: entity set of %s: %w", rec.Table, err))
+		return group{}, prepared{}, classifyLookup(ctx, fmt.Errorf("dataverse sink: entity set of %s: %w", rec.Table, err))
 	}
 	key, err := rowKey(rec.Table, rec.Key)
 	if err != nil {

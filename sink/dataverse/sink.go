@@ -13,8 +13,9 @@
 // For throughput a batch is written per table in bulk: upserts as
 // UpsertMultiple messages (rows addressed by "@odata.id"), deletes, and
 // upserts to tables without bulk support, as $batch requests of
-// independent parts. One limiter per Sink bounds the requests in flight,
-// adapting to throttling and to the service's x-ms-dop-hint.
+// independent parts. One limiter per odataclient.Client, shared by every
+// Sink built on it, bounds the requests in flight, adapting to throttling
+// and to the service's x-ms-dop-hint.
 package dataverse
 
 import (
@@ -64,7 +65,9 @@ const (
 // Config configures a Sink.
 type Config struct {
 	// Concurrency is the most requests in flight at once, across every
-	// Write; DefaultConcurrency when zero, at most MaxConcurrency.
+	// Write and every other Sink on the same Client (the lowest setting
+	// among them applies); DefaultConcurrency when zero, at most
+	// MaxConcurrency.
 	Concurrency int `yaml:"concurrency,omitempty"`
 	// EntitySets maps a table's logical name to its entity set name,
 	// skipping the metadata lookup for it (and overriding its answer).
@@ -127,13 +130,20 @@ func validSetName(s string) bool {
 // Sink writes batches of records to Dataverse. It is safe for concurrent
 // use: Write may be called from several goroutines at once, and all of
 // them share one concurrency limit.
+//
+// Sinks built on the same *odataclient.Client share that limit too (and
+// throttling pauses), because the service counts its limits per user:
+// however many pipelines write through one Client, at most the lowest of
+// their Concurrency settings (never above MaxConcurrency) are in flight
+// together. Close each Sink so the shared limiter can be released.
 type Sink struct {
 	client    *odataclient.Client
 	sets      *entitySets
 	mode      string
 	batchSize int
 	retry     retryPolicy
-	limiter   *limiter
+	workers   int      // the configured concurrency
+	limiter   *limiter // shared by every Sink on client
 	opts      odataclient.WriteOptions
 	noBulk    sync.Map // table logical name → struct{}: no UpsertMultiple
 	noBatch   atomic.Bool
@@ -175,7 +185,8 @@ func New(c *odataclient.Client, cfg Config) *Sink {
 			attempts: retries + 1, base: 500 * time.Millisecond, cap: 30 * time.Second,
 			throttleLimit: throttleLimit,
 		},
-		limiter: newLimiter(c, n),
+		workers: n,
+		limiter: sharedLimiter(c, n),
 		opts:    cfg.Write,
 	}
 	// Metadata requests count against the same limits as writes.
@@ -189,8 +200,9 @@ func New(c *odataclient.Client, cfg Config) *Sink {
 	return s
 }
 
-// Stats returns the Sink's current throttling figures. It is safe to call
-// at any time, from any goroutine.
+// Stats returns the current throttling figures of the limiter the Sink
+// shares with every other Sink on the same odataclient.Client. It is safe
+// to call at any time, from any goroutine.
 func (s *Sink) Stats() Stats { return s.limiter.snapshot() }
 
 // bufferPool holds request body buffers. Bodies are a few hundred bytes;
@@ -217,10 +229,14 @@ const maxPooledBuffer = 64 << 10
 // Errors: nil when every record is durable. When ctx is cancelled before
 // all records are written, ctx's error. When every record failed with a
 // retryable error, that error alone (the one asking for the longest wait),
-// so the engine retries the batch whole. Otherwise a *change.BatchError
-// naming each failed record, classified as change.Retryable (throttling,
-// busy or unreachable service, expired token) or change.Permanent (any
-// other rejection of the record).
+// so the engine retries the batch whole. When any record failed for a
+// reason that is no record's fault and that no retry fixes (credentials
+// refused after a fresh token, missing privilege, unknown table), that
+// change.Fatal error alone: the pipeline must stop rather than dead-letter
+// every record. Otherwise a *change.BatchError naming each failed record,
+// classified as change.Retryable (throttling, busy or unreachable
+// service), change.Deferred (a row it binds to through "@odata.bind" does
+// not exist yet) or change.Permanent (any other rejection of the record).
 func (s *Sink) Write(ctx context.Context, batch []change.Record) error {
 	if s.closed.Load() {
 		return errors.New("dataverse sink: Write after Close")
@@ -269,7 +285,7 @@ func (s *Sink) writeSingles(ctx context.Context, batch []change.Record, idx []in
 			errs[i] = s.writeRecord(ctx, &batch[i], buf)
 		}
 	}
-	workers := min(s.limiter.max, len(idx))
+	workers := min(s.workers, len(idx))
 	if workers == 1 {
 		work()
 		return
@@ -285,7 +301,7 @@ func (s *Sink) writeSingles(ctx context.Context, batch []change.Record, idx []in
 func (s *Sink) writeRecord(ctx context.Context, rec *change.Record, buf *[]byte) error {
 	set, err := s.sets.lookup(ctx, rec.Table)
 	if err != nil {
-		return classify(ctx, fmt.Errorf("dataverse sink: entity set of %s: %w", rec.Table, err))
+		return classifyLookup(ctx, fmt.Errorf("dataverse sink: entity set of %s: %w", rec.Table, err))
 	}
 	key, err := rowKey(rec.Table, rec.Key)
 	if err != nil {
@@ -329,8 +345,9 @@ func opName(op change.Op) string {
 // be called after the last Write has returned; later Writes fail. The
 // odataclient.Client stays usable by others.
 func (s *Sink) Close(context.Context) error {
-	s.closed.Store(true)
-	s.limiter.stop()
+	if !s.closed.Swap(true) {
+		releaseLimiter(s.client)
+	}
 	s.client.CloseIdleConnections()
 	return nil
 }

@@ -88,6 +88,8 @@ func (f *fakeDataverse) serve(w http.ResponseWriter, r *http.Request) {
 		reply(401, "0x80041d52", "The OAuth token has expired")
 	case strings.Contains(r.URL.Path, "'bad"):
 		reply(400, "0x80048d19", "Error identified in Payload provided by the user for Entity :'accounts'")
+	case strings.Contains(r.URL.Path, "'parent"):
+		reply(404, "0x80040217", "contact With Id = 0b9c2f7e-6f1d-5a3e-9d4c-1a2b3c4d5e6f Does Not Exist")
 	case strings.Contains(r.URL.Path, "'missing") && r.Method == http.MethodDelete:
 		reply(404, "0x80060891", "A record with the specified key values does not exist in account entity")
 	default:
@@ -158,20 +160,23 @@ func TestWriteClassifiesPerRecord(t *testing.T) {
 		upsert("throttle1"), // 1
 		upsert("bad1"),      // 2
 		upsert("busy1"),     // 3
-		upsert("expired1"),  // 4
+		upsert("parent1"),   // 4: binds to a row that does not exist yet
 		del("missing2"),     // 5: already gone, success
 		{Op: change.OpInsert, Table: "account", Key: change.Key{col("accountnumber", change.Bytes([]byte{1}))}}, // 6
-		{Op: change.OpInsert, Table: "nosuchtable", Key: change.Key{col("k", change.Int(1))}},                   // 7
 		{Op: change.OpInsert, Table: "account", Key: change.Key{col("accountnumber", change.Text("f"))},
-			After: change.Row{col("x", change.Float(math.Inf(1)))}}, // 8
+			After: change.Row{col("x", change.Float(math.Inf(1)))}}, // 7
 	}
 	err := s.Write(t.Context(), batch)
 	var be *change.BatchError
 	if !errors.As(err, &be) {
 		t.Fatalf("err = %v, want *change.BatchError", err)
 	}
-	wantRetry := map[int]time.Duration{1: time.Second, 3: 0, 4: 0}
-	wantPermanent := []int{2, 6, 7, 8}
+	if !change.IsDeferred(be.Failed[4]) {
+		t.Errorf("record 4: %v; want deferred", be.Failed[4])
+	}
+	delete(be.Failed, 4)
+	wantRetry := map[int]time.Duration{1: time.Second, 3: 0}
+	wantPermanent := []int{2, 6, 7}
 	if len(be.Failed) != len(wantRetry)+len(wantPermanent) {
 		t.Errorf("failed %v", be.Failed)
 	}
@@ -192,13 +197,31 @@ func TestWriteClassifiesPerRecord(t *testing.T) {
 	}
 }
 
+// TestFatalFailuresStopTheWrite covers failures that are no record's
+// fault: refused credentials and unknown tables come back as one fatal
+// error, never as a BatchError the engine would dead-letter.
+func TestFatalFailuresStopTheWrite(t *testing.T) {
+	f := newFake(t)
+	s := newTestSink(t, f, Config{Concurrency: 3})
+	for name, batch := range map[string][]change.Record{
+		"token refused":  {upsert("ok1"), upsert("bad1"), upsert("expired1")},
+		"unknown table":  {upsert("ok2"), {Op: change.OpInsert, Table: "nosuchtable", Key: change.Key{col("k", change.Int(1))}}},
+		"refused delete": {del("expired2")},
+	} {
+		err := s.Write(t.Context(), batch)
+		var be *change.BatchError
+		if !change.IsFatal(err) || errors.As(err, &be) {
+			t.Errorf("%s: err = %v, want a fatal error, not a BatchError", name, err)
+		}
+	}
+}
+
 func TestDeleteOfUnknownResourceIsNotSuccess(t *testing.T) {
 	f := newFake(t)
 	s := newTestSink(t, f, Config{EntitySets: map[string]string{"account": "acounts"}})
 	err := s.Write(t.Context(), []change.Record{del("A1"), upsert("A1")})
-	var be *change.BatchError
-	if !errors.As(err, &be) || len(be.Failed) != 2 || !change.IsPermanent(be.Failed[0]) {
-		t.Fatalf("err = %v, want both records permanent failures", err)
+	if !change.IsFatal(err) {
+		t.Fatalf("err = %v, want fatal: the entity set does not exist", err)
 	}
 	if f.metadata.Load() != 0 {
 		t.Fatalf("configured entity set still looked up %d times", f.metadata.Load())
@@ -237,11 +260,8 @@ func TestEntitySetFetchedOncePerTable(t *testing.T) {
 	// A failed lookup is asked again by the next write.
 	unknown := []change.Record{{Op: change.OpInsert, Table: "nosuch", Key: change.Key{col("k", change.Int(1))}}}
 	for range 2 {
-		if err := s.Write(t.Context(), unknown); !change.IsPermanent(err) {
-			var be *change.BatchError
-			if !errors.As(err, &be) || !change.IsPermanent(be.Failed[0]) {
-				t.Fatalf("unknown table: %v, want permanent", err)
-			}
+		if err := s.Write(t.Context(), unknown); !change.IsFatal(err) {
+			t.Fatalf("unknown table: %v, want fatal", err)
 		}
 	}
 	if n := f.metadata.Load(); n != 3 {
