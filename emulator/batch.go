@@ -130,6 +130,8 @@ func (s *Server) runChangeset(out *bytes.Buffer, req *request, version string, p
 		recs = append(recs, rec)
 	}
 
+	s.hooks.enqueue(j.takeRuns())
+
 	boundary := "changesetresponse_" + uuid.NewString()
 	out.WriteString("Content-Type: multipart/mixed; boundary=" + boundary + "\r\n\r\n")
 	for i, rec := range recs {

@@ -223,8 +223,8 @@ func (s *Server) decodeBulkItem(d *tableDef, action bulkAction, raw json.RawMess
 func (s *Server) applyBulk(ts *tableStore, action bulkAction, items []bulkItem, by uuid.UUID) ([]uuid.UUID, error) {
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
-	j := ts.undo
-	if j == nil {
+	j, owned := ts.undo, ts.undo == nil
+	if owned {
 		j = &journal{}
 		ts.undo = j
 		defer func() { ts.undo = nil }()
@@ -233,6 +233,9 @@ func (s *Server) applyBulk(ts *tableStore, action bulkAction, items []bulkItem, 
 	ids, err := s.applyBulkLocked(ts, action, items, by)
 	if err != nil {
 		j.rollback(mark, false)
+	} else if owned {
+		// Inside a change set the change set starts them when it commits.
+		s.hooks.enqueue(j.takeRuns())
 	}
 	return ids, err
 }
@@ -279,7 +282,9 @@ func (s *Server) applyBulkLocked(ts *tableStore, action bulkAction, items []bulk
 			// Elastic tables allow partial success; a row that is not
 			// there is simply not deleted.
 			if r := ts.find(it.key); r != nil {
-				ts.remove(r, s.newStamp(by))
+				if err := ts.remove(r, s.newStamp(by)); err != nil {
+					return nil, err
+				}
 			}
 		}
 	}

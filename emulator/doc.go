@@ -46,6 +46,12 @@
 //     per sliding window and on concurrent requests, answered with 429,
 //     Retry-After and Dataverse's error codes; x-ms-ratelimit-* and
 //     x-ms-dop-hint headers.
+//   - Webhooks: endpoints and steps from the schema file (Webhook) get a
+//     RemoteExecutionContext after each matching create, update or delete,
+//     with the endpoint's auth, Dataverse's headers, timeout and retry rule;
+//     synchronous steps fail the write when the receiver fails. Close or
+//     Shutdown stops the delivery workers; WebhookFailures lists failed
+//     runs.
 //   - Test hooks outside /api/data: /_emulator/faults injects latency,
 //     5xx answers, 429 storms and dropped connections; /_emulator/reset
 //     deletes every row.
@@ -65,6 +71,7 @@
 // $select, $apply, $search, FetchXML, deep insert. Not modelled:
 // relationship cascades on delete (a deleted row's referrers keep their
 // lookup value), duplicate detection rules, formatted values other than a
-// lookup's name, accent-insensitive collation, webhooks, security roles.
+// lookup's name, accent-insensitive collation, webhook registration through
+// the Web API, security roles.
 // docs/emulator.md lists every difference known.
 package emulator

@@ -19,6 +19,10 @@ type journalEntry struct {
 	// tomb is the row id's tombstone before the write, if it had one.
 	tomb    tombstone
 	hadTomb bool
+	// runs are the asynchronous webhook runs of the write; they start
+	// only when the group commits, and are dropped with a rolled-back
+	// write.
+	runs []*delivery
 }
 
 // record notes a write; the caller records before changing anything. A
@@ -71,4 +75,15 @@ func (j *journal) rollback(mark int, lock bool) {
 		}
 	}
 	j.entries = j.entries[:mark]
+}
+
+// takeRuns returns the asynchronous webhook runs of the journal's writes,
+// in write order, for a group that committed.
+func (j *journal) takeRuns() []*delivery {
+	var runs []*delivery
+	for i := range j.entries {
+		runs = append(runs, j.entries[i].runs...)
+		j.entries[i].runs = nil
+	}
+	return runs
 }

@@ -211,7 +211,7 @@ func (s *Server) delete(w http.ResponseWriter, req *request, ts *tableStore, key
 	case ifMatch != nil && !ifMatch.matches(r):
 		err = errVersionMismatch()
 	default:
-		ts.remove(r, s.newStamp(userOf(req.Context())))
+		err = ts.remove(r, s.newStamp(userOf(req.Context())))
 	}
 	ts.mu.Unlock()
 	if err != nil {

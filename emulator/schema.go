@@ -26,6 +26,9 @@ type Schema struct {
 	// Applications are the app registrations the token endpoint issues
 	// tokens to, each acting as its own application user.
 	Applications []Application `yaml:"applications,omitempty"`
+	// Webhooks are service endpoints with their steps: contexts of the
+	// matching writes are POSTed to them.
+	Webhooks []Webhook `yaml:"webhooks,omitempty"`
 }
 
 // Application is an app registration for the OAuth 2.0 client-credentials
@@ -233,6 +236,7 @@ func validateSchema(s *Schema) []problem {
 		probs = append(probs, validateTable(&s.Tables[i], fmt.Sprintf("tables[%d]", i), logical)...)
 	}
 	probs = append(probs, validateApplications(s.Applications)...)
+	probs = append(probs, validateWebhooks(s)...)
 	return probs
 }
 

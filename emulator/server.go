@@ -44,6 +44,12 @@ type Options struct {
 	Applications []Application
 	// TokenLifetime is the lifetime of issued tokens; default one hour.
 	TokenLifetime time.Duration
+	// WebhookTimeout bounds each webhook request; default 60 seconds, as
+	// Dataverse.
+	WebhookTimeout time.Duration
+	// OrganizationName is the organisation's name in webhook contexts and
+	// the x-ms-dynamics-organization header; default "emulator".
+	OrganizationName string
 	// ChangeRetention is how long deletions are remembered for delta
 	// queries and delta tokens stay valid; default 7 days, as Dataverse.
 	ChangeRetention time.Duration
@@ -85,6 +91,9 @@ type Server struct {
 
 	businessUnitID uuid.UUID
 	organizationID uuid.UUID
+
+	// hooks delivers webhook contexts; nil when the schema has none.
+	hooks *dispatcher
 }
 
 // New validates the schema and returns an empty Server for it.
@@ -132,6 +141,8 @@ func New(s *Schema, opts Options) (*Server, error) {
 	if err := srv.addUsers(apps); err != nil {
 		return nil, err
 	}
+	// After the users, so that their rows fire no steps.
+	srv.hooks = srv.compileWebhooks(s.Webhooks, opts)
 	return srv, nil
 }
 

@@ -43,6 +43,9 @@ type tableStore struct {
 	// set and cleared only by the goroutine that owns the group, while every
 	// other writer is excluded (see Server.writeMu and journal).
 	undo *journal
+
+	// hooks are the webhook steps on the table; nil when there are none.
+	hooks *tableHooks
 }
 
 func newTableStore(d *tableDef) *tableStore {
@@ -129,12 +132,17 @@ func (ts *tableStore) insert(id uuid.UUID, vals map[string]any, st stamp) (*row,
 	if err := ts.checkUnique(r.vals, id); err != nil {
 		return nil, err
 	}
+	runs, err := ts.hooks.fire("Create", ts.def, nil, r, vals, st)
+	if err != nil {
+		return nil, err
+	}
 	ts.undo.record(ts, nil, r)
 	ts.rows[id] = r
 	ts.index(r)
 	// A row created again under a deleted row's id is a change, not a
 	// delete, to a delta reader.
 	delete(ts.deleted, id)
+	ts.hooks.commit(ts.undo, runs)
 	return r, nil
 }
 
@@ -156,10 +164,15 @@ func (ts *tableStore) update(old *row, changes map[string]any, st stamp) (*row, 
 	if err := ts.checkUnique(r.vals, r.id); err != nil {
 		return nil, err
 	}
+	runs, err := ts.hooks.fire("Update", ts.def, old, r, changes, st)
+	if err != nil {
+		return nil, err
+	}
 	ts.unindex(old)
 	ts.rows[r.id] = r
 	ts.index(r)
 	ts.undo.record(ts, old, r)
+	ts.hooks.commit(ts.undo, runs)
 	return r, nil
 }
 
@@ -168,14 +181,21 @@ func (ts *tableStore) userRef(user uuid.UUID) lookupRef {
 	return lookupRef{table: ts.def.byName["createdby"].targets[0], id: user}
 }
 
-// remove deletes r. The caller holds mu exclusively.
-func (ts *tableStore) remove(r *row, st stamp) {
+// remove deletes r; it fails only when a synchronous webhook step fails.
+// The caller holds mu exclusively.
+func (ts *tableStore) remove(r *row, st stamp) error {
+	runs, err := ts.hooks.fire("Delete", ts.def, r, nil, nil, st)
+	if err != nil {
+		return err
+	}
 	ts.undo.record(ts, r, nil)
 	ts.unindex(r)
 	delete(ts.rows, r.id)
 	if ts.def.changeTracking {
 		ts.deleted[r.id] = tombstone{version: st.version, at: st.at}
 	}
+	ts.hooks.commit(ts.undo, runs)
+	return nil
 }
 
 // tombstone records a deletion for delta queries.

@@ -254,3 +254,21 @@ func TestMapConcurrently(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+func TestReadsColumn(t *testing.T) {
+	s := compile(t, head+`key: {alternate_key: [accountnumber]}
+filter: 'active'
+columns:
+  - {source: id, target: accountnumber, type: string}
+  - {target: description, expr: 'note + "!"'}
+`)
+	m := s.Mapper("app")
+	for col, want := range map[string]bool{"id": true, "active": true, "note": true, "other": false} {
+		if got := m.ReadsColumn("public.t", col); got != want {
+			t.Errorf("ReadsColumn(public.t, %s) = %v, want %v", col, got, want)
+		}
+	}
+	if m.ReadsColumn("public.unmapped", "id") {
+		t.Error("a column of an unmapped table is read")
+	}
+}

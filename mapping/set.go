@@ -297,3 +297,29 @@ func (s *Set) EntitySets() map[string]string { return maps.Clone(s.entitySets) }
 // Mapper returns the Mapper for one connection, or nil (which maps
 // nothing) when no mapping uses it.
 func (s *Set) Mapper(connection string) *Mapper { return s.mappers[connection] }
+
+// ReadsColumn reports whether the mapping of source table reads the named
+// source column: as a column, the id column, or in an expression or the
+// filter. The engine pauses a table whose source dropped or retyped a
+// column only when this is true, so unrelated schema changes flow on.
+func (m *Mapper) ReadsColumn(table, column string) bool {
+	if m == nil {
+		return false
+	}
+	p := m.plans[table]
+	if p == nil {
+		return false
+	}
+	if _, ok := p.bySource[column]; ok || p.idSource == column {
+		return true
+	}
+	if p.filter != nil && slices.Contains(p.filter.names, column) {
+		return true
+	}
+	for _, i := range p.computed {
+		if e := p.cols[i].expr; e != nil && slices.Contains(e.names, column) {
+			return true
+		}
+	}
+	return false
+}

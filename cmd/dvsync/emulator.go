@@ -71,7 +71,14 @@ changes them at run time. See docs/emulator.md.`,
 				// user has no other way to learn it.
 				fmt.Fprintf(cmd.OutOrStdout(), "Bearer token: %s\n", token)
 			}
-			return serveUntilDone(cmd.Context(), ln, srv)
+			if err := serveUntilDone(cmd.Context(), ln, srv); err != nil {
+				srv.Close()
+				return err
+			}
+			// Deliver the webhook calls already queued before exiting.
+			sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			return srv.Shutdown(sctx)
 		},
 	}
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:5580", "address to listen on")
