@@ -81,6 +81,11 @@ type Source struct {
 	// Table is the schema-qualified table, such as public.customers, as
 	// the source names it (unquoted, case as stored). Required.
 	Table string `yaml:"table"`
+	// Key lists the source columns that identify a row of a table without
+	// a primary key (for PostgreSQL: one with REPLICA IDENTITY FULL); the
+	// source keys its records by them. Optional: tables with a primary key
+	// are keyed by it, and must not be given one.
+	Key []string `yaml:"key"`
 }
 
 // Dataverse names the table changes are written to.

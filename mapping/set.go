@@ -27,6 +27,7 @@ type Mapper struct {
 	plans    map[string]*plan // by source table, mappings to Dataverse
 	byTarget map[string]*plan // by Dataverse table, mappings from Dataverse
 	tables   []string
+	keys     map[string][]string // Source.Key by source table, when given
 }
 
 // keyMode is how a plan addresses Dataverse rows.
@@ -135,6 +136,12 @@ func Compile(ms []*Mapping) (*Set, error) {
 		if m.Direction.toDataverse() {
 			mp.plans[m.Source.Table] = p
 			mp.tables = append(mp.tables, m.Source.Table)
+			if len(m.Source.Key) > 0 {
+				if mp.keys == nil {
+					mp.keys = map[string][]string{}
+				}
+				mp.keys[m.Source.Table] = m.Source.Key
+			}
 		}
 		if m.Direction.fromDataverse() {
 			mp.byTarget[m.Dataverse.Table] = p
@@ -287,6 +294,22 @@ func (s *Set) Tables(connection string) []string {
 		return slices.Clone(mp.tables)
 	}
 	return nil
+}
+
+// Keys returns the key columns the mappings of one connection give for
+// their source tables (Source.Key), by table; tables whose mappings give
+// none are absent, and the result is nil when none do. The map is the
+// caller's.
+func (s *Set) Keys(connection string) map[string][]string {
+	mp := s.mappers[connection]
+	if mp == nil || len(mp.keys) == 0 {
+		return nil
+	}
+	keys := make(map[string][]string, len(mp.keys))
+	for t, k := range mp.keys {
+		keys[t] = slices.Clone(k)
+	}
+	return keys
 }
 
 // EntitySets returns the entity set names the mappings give, by Dataverse

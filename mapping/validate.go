@@ -44,6 +44,14 @@ func (m *Mapping) validate(ps *yamlfile.Problems) {
 	case !qualified || schema == "" || table == "":
 		ps.Add("source.table", "%q is not schema-qualified; write it as schema.table, such as public.%s", m.Source.Table, m.Source.Table)
 	}
+	for i, c := range m.Source.Key {
+		switch {
+		case c == "":
+			ps.Add("source.key["+strconv.Itoa(i)+"]", "empty column name")
+		case slices.Index(m.Source.Key, c) < i:
+			ps.Add("source.key["+strconv.Itoa(i)+"]", "column %s is listed twice", c)
+		}
+	}
 	if m.Dataverse.Table == "" {
 		ps.Add("dataverse.table", "required: the table's logical name, such as account")
 	} else if !logicalName.MatchString(m.Dataverse.Table) {

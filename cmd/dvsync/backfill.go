@@ -139,6 +139,7 @@ func runBackfill(ctx context.Context, f backfillFlags, out io.Writer) error {
 			Slot:        conn.Slot,
 			Publication: conn.Publication,
 			Tables:      tables,
+			Keys:        set.Keys(name),
 		}, opts, log)
 		if err != nil {
 			return fmt.Errorf("connection %s: %w", name, err)

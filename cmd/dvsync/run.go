@@ -31,17 +31,18 @@ import (
 )
 
 // sourceFactory builds the source for one connection, reading the given
-// source tables.
-type sourceFactory func(name string, c config.Connection, tables []string, log *slog.Logger) (source.Source, error)
+// source tables, keyed by the given columns where the mappings give them.
+type sourceFactory func(name string, c config.Connection, tables []string, keys map[string][]string, log *slog.Logger) (source.Source, error)
 
 // sourceFactories is the plain map of source adapters by connection type.
 var sourceFactories = map[string]sourceFactory{
-	"postgres": func(_ string, c config.Connection, tables []string, log *slog.Logger) (source.Source, error) {
+	"postgres": func(_ string, c config.Connection, tables []string, keys map[string][]string, log *slog.Logger) (source.Source, error) {
 		return postgres.New(postgres.Config{
 			DSN:               c.DSN.Reveal(),
 			Slot:              c.Slot,
 			Publication:       c.Publication,
 			Tables:            tables,
+			Keys:              keys,
 			StatusInterval:    c.StatusInterval,
 			HeartbeatInterval: c.HeartbeatInterval,
 			DecodingWorkMem:   c.DecodingWorkMem,
@@ -121,7 +122,7 @@ func runDaemon(ctx context.Context, cfg *config.Config, set *mapping.Set, logger
 	for _, name := range set.Connections() {
 		conn := cfg.Connections[name]
 		log := logger.With("pipeline", name)
-		src, err := sourceFactories[conn.Type](name, conn, set.Tables(name), log)
+		src, err := sourceFactories[conn.Type](name, conn, set.Tables(name), set.Keys(name), log)
 		if err != nil {
 			return fmt.Errorf("connection %s: %w", name, err)
 		}
@@ -141,6 +142,9 @@ func runDaemon(ctx context.Context, cfg *config.Config, set *mapping.Set, logger
 		}, src, set.Mapper(name), dst, st)
 		if err != nil {
 			return fmt.Errorf("connection %s: %w", name, err)
+		}
+		if err := registerAdapterMetrics(reg, name, src, dst); err != nil {
+			return fmt.Errorf("connection %s: metrics: %w", name, err)
 		}
 		pipelines = append(pipelines, p)
 		byName[name] = p

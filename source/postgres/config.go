@@ -3,7 +3,9 @@ package postgres
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 )
@@ -27,6 +29,17 @@ type Config struct {
 	// SQL: public.customers, or "Sales"."Orders" for mixed case. Changes
 	// of other tables the publication may cover are ignored.
 	Tables []string `yaml:"tables"`
+	// Keys gives the key columns of tables that have no primary key, by
+	// table name as written in Tables. Such a table must have REPLICA
+	// IDENTITY FULL, so that its updates and deletes carry the old values
+	// of those columns; its records are keyed by them, in column order.
+	// The columns should identify a row: two rows sharing them become one
+	// row downstream. The backfill pages by them, so it also needs a
+	// unique index on exactly these columns, all NOT NULL. Tables with a
+	// primary key or a replica identity index must not be listed: they
+	// are keyed by it. A table without a primary key that is not listed
+	// is refused at Open.
+	Keys map[string][]string `yaml:"keys"`
 	// StatusInterval is how often the source reports its confirmed
 	// position to the server (which lets the server recycle WAL), and the
 	// longest the server waits to hear from us. Default 10s; keep it well
@@ -117,6 +130,23 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("tables[%d]: %q is listed twice", i, t))
 		}
 		seen[t] = true
+	}
+	for _, t := range slices.Sorted(maps.Keys(c.Keys)) {
+		cols := c.Keys[t]
+		switch {
+		case !seen[t]:
+			errs = append(errs, fmt.Errorf("keys: %q is not one of tables", t))
+		case len(cols) == 0:
+			errs = append(errs, fmt.Errorf("keys: %s: at least one column is required", t))
+		}
+		for i, col := range cols {
+			switch {
+			case col == "":
+				errs = append(errs, fmt.Errorf("keys: %s[%d]: empty column name", t, i))
+			case slices.Index(cols, col) < i:
+				errs = append(errs, fmt.Errorf("keys: %s[%d]: column %s is listed twice", t, i, col))
+			}
+		}
 	}
 	if !memorySize.MatchString(c.DecodingWorkMem) {
 		errs = append(errs, fmt.Errorf("logical_decoding_work_mem: %q is not a memory size such as 64MB", c.DecodingWorkMem))

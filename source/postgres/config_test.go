@@ -23,12 +23,14 @@ func TestConfigValidate(t *testing.T) {
 		Tables:          []string{"customers", "public.a", "public.a"},
 		StatusInterval:  -time.Second,
 		DecodingWorkMem: "lots",
+		Keys:            map[string][]string{"public.b": {"x"}, "public.a": {"x", "", "x"}},
 	}
 	err := bad.Validate()
 	if err == nil {
 		t.Fatal("invalid config passed")
 	}
-	for _, want := range []string{"slot:", "publication:", "tables[0]:", "tables[2]:", "status_interval:", "logical_decoding_work_mem:"} {
+	for _, want := range []string{"slot:", "publication:", "tables[0]:", "tables[2]:", "status_interval:", "logical_decoding_work_mem:",
+		`keys: "public.b" is not one of tables`, "keys: public.a[1]: empty column name", "keys: public.a[2]: column x is listed twice"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q:\n%v", want, err)
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -16,10 +17,12 @@ import (
 type table struct {
 	// name is "schema.table", unquoted, as pgoutput names it.
 	name string
-	// primaryKey lists the primary key's columns of a table with REPLICA
-	// IDENTITY FULL. Such a table's Relation message flags every column as
-	// key; the primary key is the better row identity when there is one.
-	primaryKey []string
+	// key lists, in column order, the columns keying a table with REPLICA
+	// IDENTITY FULL: its primary key, or the configured key columns when
+	// it has none. Such a table's Relation message flags every column as
+	// key, so the row identity must come from here. Nil for other tables,
+	// whose Relation message flags the identity index's columns.
+	key []string
 }
 
 // upstream is what Open learns and arranges before streaming.
@@ -54,7 +57,7 @@ func prepare(ctx context.Context, cfg Config, createSlot bool) (*upstream, error
 	var ordered []table
 	var errs []error
 	for _, name := range cfg.Tables {
-		t, err := describeTable(ctx, conn, name)
+		t, err := describeTable(ctx, conn, name, cfg.Keys[name])
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -78,13 +81,15 @@ func prepare(ctx context.Context, cfg Config, createSlot bool) (*upstream, error
 }
 
 // describeTable resolves a configured table name and checks that its
-// changes can carry a key.
-func describeTable(ctx context.Context, conn *pgx.Conn, name string) (table, error) {
+// changes can carry a key: its primary key or replica identity index, or
+// the configured key columns of a REPLICA IDENTITY FULL table without one.
+func describeTable(ctx context.Context, conn *pgx.Conn, name string, configured []string) (table, error) {
 	var (
 		t                table
 		kind, ident      string
 		hasIdentityIndex bool
 		primaryKey       []string
+		columns          []string
 	)
 	err := conn.QueryRow(ctx, `
 		SELECT n.nspname || '.' || c.relname, c.relkind::text, c.relreplident::text,
@@ -97,10 +102,13 @@ func describeTable(ctx context.Context, conn *pgx.Conn, name string) (table, err
 		               FROM pg_index i
 		               JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
 		              WHERE i.indrelid = c.oid AND i.indisprimary
+		              ORDER BY a.attnum)::text[],
+		       ARRAY(SELECT a.attname FROM pg_attribute a
+		              WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
 		              ORDER BY a.attnum)::text[]
 		  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 		 WHERE c.oid = to_regclass($1)`, name,
-	).Scan(&t.name, &kind, &ident, &hasIdentityIndex, &primaryKey)
+	).Scan(&t.name, &kind, &ident, &hasIdentityIndex, &primaryKey, &columns)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return t, fmt.Errorf("postgres: table %s does not exist (or the role cannot see it)", name)
 	}
@@ -110,17 +118,50 @@ func describeTable(ctx context.Context, conn *pgx.Conn, name string) (table, err
 	if kind != "r" && kind != "p" {
 		return t, fmt.Errorf("postgres: %s is not a table (relkind %q); only tables can be published", name, kind)
 	}
+	if configured != nil {
+		return t, configuredKey(&t, ident, len(primaryKey) > 0 || hasIdentityIndex, columns, configured)
+	}
 	switch ident {
 	case "f":
-		t.primaryKey = primaryKey
+		if len(primaryKey) == 0 {
+			return t, fmt.Errorf("postgres: table %s has REPLICA IDENTITY FULL but no primary key, so nothing says which columns identify a row: add a primary key, or give the key columns in the mapping (source: {key: [...]})", t.name)
+		}
+		t.key = primaryKey
 	case "n":
 		return t, fmt.Errorf("postgres: table %s has REPLICA IDENTITY NOTHING, so its changes carry no key: set REPLICA IDENTITY DEFAULT with a primary key, USING INDEX, or FULL", t.name)
 	default:
 		if !hasIdentityIndex {
-			return t, fmt.Errorf("postgres: table %s has no primary key (nor a replica identity index), so its changes carry no key: add a primary key, or set REPLICA IDENTITY USING INDEX or FULL", t.name)
+			return t, fmt.Errorf("postgres: table %s has no primary key (nor a replica identity index), so its changes carry no key: add a primary key, set REPLICA IDENTITY USING INDEX, or set REPLICA IDENTITY FULL and give the key columns in the mapping (source: {key: [...]})", t.name)
 		}
 	}
 	return t, nil
+}
+
+// configuredKey checks the key columns configured for t, which must be a
+// REPLICA IDENTITY FULL table without a primary key or identity index
+// (keyed is whether it has one), and sets t.key to them in column order.
+func configuredKey(t *table, ident string, keyed bool, columns, configured []string) error {
+	switch {
+	case keyed:
+		return fmt.Errorf("postgres: table %s has a primary key (or replica identity index), which keys its changes; remove the key columns given for it in the mapping", t.name)
+	case ident != "f":
+		return fmt.Errorf("postgres: table %s: key columns are given for it, but only REPLICA IDENTITY FULL makes its updates and deletes carry their old values; run ALTER TABLE %s REPLICA IDENTITY FULL", t.name, quoteTable(t.name))
+	}
+	var errs []error
+	for _, c := range configured {
+		if !slices.Contains(columns, c) {
+			errs = append(errs, fmt.Errorf("postgres: table %s has no column %q, given as a key column", t.name, c))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	for _, c := range columns {
+		if slices.Contains(configured, c) {
+			t.key = append(t.key, c)
+		}
+	}
+	return nil
 }
 
 // ensurePublication creates the publication for tables, or adds the

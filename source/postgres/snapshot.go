@@ -205,13 +205,13 @@ func (s *Snapshot) Open(ctx context.Context, from change.Position) error {
 		ordered []string
 	)
 	for _, name := range s.cfg.Tables {
-		t, err := describeTable(ctx, conn, name)
+		t, err := describeTable(ctx, conn, name, s.cfg.Keys[name])
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
 		where := s.opts.Where[name]
-		st, err := describeSnapshotTable(ctx, conn, t, where)
+		st, err := describeSnapshotTable(ctx, conn, t, where, s.cfg.Keys[name] != nil)
 		if err != nil {
 			errs = append(errs, err)
 			continue

@@ -29,8 +29,8 @@ type snapshotTable struct {
 // describeSnapshotTable reads what the backfill needs to page through a
 // table: its columns and the unique index whose key the stream uses. t
 // comes from describeTable, which has checked that the table can be
-// captured at all.
-func describeSnapshotTable(ctx context.Context, conn *pgx.Conn, t table, where string) (*snapshotTable, error) {
+// captured at all; configured says its key was given in the Config.
+func describeSnapshotTable(ctx context.Context, conn *pgx.Conn, t table, where string, configured bool) (*snapshotTable, error) {
 	st := &snapshotTable{name: t.name}
 	// Generated columns are left out: pgoutput does not send them either.
 	rows, err := conn.Query(ctx, `
@@ -49,24 +49,13 @@ func describeSnapshotTable(ctx context.Context, conn *pgx.Conn, t table, where s
 		return nil, fmt.Errorf("postgres: list columns of %s: %w", t.name, err)
 	}
 
-	// The stream keys a row by its replica identity index, or by the
-	// primary key under REPLICA IDENTITY DEFAULT or FULL.
 	var indexCols []string
-	err = conn.QueryRow(ctx, `
-		SELECT ARRAY(SELECT a.attname
-		               FROM unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord)
-		               JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
-		              WHERE k.ord <= i.indnkeyatts
-		              ORDER BY k.ord)::text[]
-		  FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid
-		 WHERE i.indrelid = to_regclass($1)
-		   AND CASE c.relreplident WHEN 'i' THEN i.indisreplident ELSE i.indisprimary END`,
-		quoteTable(t.name)).Scan(&indexCols)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, fmt.Errorf("postgres: table %s has no primary key (REPLICA IDENTITY FULL alone is not enough to backfill): add a primary key so its rows can be read in key order", t.name)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("postgres: look up the key of %s: %w", t.name, err)
+	if configured {
+		if indexCols, err = configuredKeyIndex(ctx, conn, t); err != nil {
+			return nil, err
+		}
+	} else if indexCols, err = identityIndex(ctx, conn, t); err != nil {
+		return nil, err
 	}
 	for _, n := range indexCols {
 		i := slices.IndexFunc(st.columns, func(c relColumn) bool { return c.name == n })
@@ -78,6 +67,76 @@ func describeSnapshotTable(ctx context.Context, conn *pgx.Conn, t table, where s
 	st.key = slices.Sorted(slices.Values(st.paging))
 	st.buildSQL(where)
 	return st, nil
+}
+
+// identityIndex returns the key columns, in index order, of the index the
+// stream keys t by: its replica identity index, or its primary key under
+// REPLICA IDENTITY DEFAULT or FULL.
+func identityIndex(ctx context.Context, conn *pgx.Conn, t table) ([]string, error) {
+	var cols []string
+	err := conn.QueryRow(ctx, `
+		SELECT ARRAY(SELECT a.attname
+		               FROM unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord)
+		               JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+		              WHERE k.ord <= i.indnkeyatts
+		              ORDER BY k.ord)::text[]
+		  FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid
+		 WHERE i.indrelid = to_regclass($1)
+		   AND CASE c.relreplident WHEN 'i' THEN i.indisreplident ELSE i.indisprimary END`,
+		quoteTable(t.name)).Scan(&cols)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("postgres: table %s has no primary key to page by: add one, or give its key columns in the mapping", t.name)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("postgres: look up the key of %s: %w", t.name, err)
+	}
+	return cols, nil
+}
+
+// configuredKeyIndex returns the key columns, in index order, of a unique
+// index on exactly t's configured key columns, all NOT NULL. Keyset paging
+// needs one: without uniqueness a page boundary falling inside a run of
+// equal keys would skip the rest of the run, and a NULL never compares
+// greater than the last key read. Paging by ctid instead would not survive
+// a resumed backfill, which reads in a new snapshot where ctids differ.
+func configuredKeyIndex(ctx context.Context, conn *pgx.Conn, t table) ([]string, error) {
+	rows, err := conn.Query(ctx, `
+		SELECT ARRAY(SELECT a.attname
+		               FROM unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord)
+		               JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+		              WHERE k.ord <= i.indnkeyatts
+		              ORDER BY k.ord)::text[]
+		  FROM pg_index i
+		 WHERE i.indrelid = to_regclass($1) AND i.indisunique AND i.indisvalid
+		   AND i.indpred IS NULL AND i.indexprs IS NULL AND i.indnkeyatts = $2
+		 ORDER BY i.indexrelid`,
+		quoteTable(t.name), len(t.key))
+	if err != nil {
+		return nil, fmt.Errorf("postgres: look up the indexes of %s: %w", t.name, err)
+	}
+	indexes, err := pgx.CollectRows(rows, pgx.RowTo[[]string])
+	if err != nil {
+		return nil, fmt.Errorf("postgres: look up the indexes of %s: %w", t.name, err)
+	}
+	for _, cols := range indexes {
+		if len(cols) == len(t.key) && !slices.ContainsFunc(cols, func(c string) bool { return !slices.Contains(t.key, c) }) {
+			var nullable []string
+			err := conn.QueryRow(ctx, `
+				SELECT ARRAY(SELECT attname FROM pg_attribute
+				              WHERE attrelid = to_regclass($1) AND attname = ANY ($2) AND NOT attnotnull
+				              ORDER BY attnum)::text[]`,
+				quoteTable(t.name), t.key).Scan(&nullable)
+			if err != nil {
+				return nil, fmt.Errorf("postgres: look up the key columns of %s: %w", t.name, err)
+			}
+			if len(nullable) > 0 {
+				return nil, fmt.Errorf("postgres: table %s: key column %s may be NULL, and the backfill cannot page past NULL keys: make the key columns NOT NULL", t.name, strings.Join(nullable, ", "))
+			}
+			return cols, nil
+		}
+	}
+	return nil, fmt.Errorf("postgres: table %s has no unique index on its key columns (%s), which the backfill pages by: CREATE UNIQUE INDEX ON %s (%s)",
+		t.name, strings.Join(t.key, ", "), quoteTable(t.name), strings.Join(t.key, ", "))
 }
 
 // buildSQL prepares the pieces of the page, count and split queries.

@@ -261,7 +261,7 @@ func TestSnapshotRefusesTableWithoutPrimaryKey(t *testing.T) {
 	d.exec(t, `CREATE TABLE public.nopk (a int, b text)`, `ALTER TABLE public.nopk REPLICA IDENTITY FULL`)
 	s := d.snapshot(t, SnapshotOptions{DryRun: true}, "public.nopk")
 	err := s.Open(context.Background(), nil)
-	if err == nil || !strings.Contains(err.Error(), "public.nopk has no primary key") {
+	if err == nil || !strings.Contains(err.Error(), "public.nopk has REPLICA IDENTITY FULL but no primary key") {
 		t.Fatalf("Open = %v, want an error naming the table and its missing primary key", err)
 	}
 }

@@ -310,8 +310,8 @@ func (s *stream) relation(m *pglogrepl.RelationMessage) error {
 		return nil
 	}
 	rel.wanted = true
-	if t.primaryKey != nil {
-		rel.key = columnIndexes(rel.columns, t.primaryKey)
+	if t.key != nil {
+		rel.key = columnIndexes(rel.columns, t.key)
 	}
 	if rel.key == nil {
 		for i, c := range m.Columns {
