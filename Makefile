@@ -32,6 +32,11 @@ help: ## Show this list
 deps: ## Install what is missing (PostgreSQL 15 server, Go modules); check Go >= 1.26
 	@bash scripts/deps.sh
 
+# The tests also need Node.js (the emulator's compatibility suite).
+.PHONY: deps-test
+deps-test:
+	@bash scripts/deps.sh --node
+
 .PHONY: build
 build: ## Build bin/dvsync: static, -trimpath, version from git describe
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-X main.version=$(VERSION)' -o bin/dvsync ./cmd/dvsync
@@ -46,7 +51,7 @@ fmt: lint-tool ## Rewrite Go files the way lint wants them (gofmt, goimports)
 	$(GOLANGCI_LINT) fmt ./...
 
 .PHONY: test
-test: deps lint ## deps, lint, go vet, then every test with -race; ends with a summary
+test: deps-test lint ## deps, lint, go vet, then every test with -race; ends with a summary
 	@echo '==> go vet'
 	$(GO) vet $(PKGS)
 	@echo '==> go test -race'
@@ -59,7 +64,7 @@ demo: deps build ## Build and run the demo: PostgreSQL -> dvsync -> Dataverse em
 
 .PHONY: bench
 bench: deps ## Run the benchmark programs in bench/ (figures on stdout), then the Go micro-benchmarks
-	@for b in emulator dvwrite pgstream pgbackfill; do \
+	@for b in emulator dvwrite pgstream pglatency pgbackfill; do \
 		echo "==> bench/$$b"; \
 		$(GO) run ./bench/$$b; \
 	done

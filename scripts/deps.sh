@@ -75,7 +75,25 @@ stop_default_cluster() {
 	done < <(pg_lsclusters --no-header 2>/dev/null)
 }
 
+# Node.js runs the emulator's compatibility suite (a third-party Dataverse
+# client from npm) in `make test`; the suite installs its pinned packages
+# itself with npm ci. Debian 12's own nodejs is 18, too old, so this can
+# only check and say what to install.
+check_node() {
+	local v
+	v=$(node --version 2>/dev/null) ||
+		die "node not found on PATH; make test needs Node.js 20 or newer with npm (Debian 12's nodejs package is 18: use NodeSource's or nodejs.org's build)"
+	if ! [[ $v =~ ^v([0-9]+) ]] || ((BASH_REMATCH[1] < 20)); then
+		die "found Node.js $v; make test needs Node.js 20 or newer"
+	fi
+	command -v npm >/dev/null || die "npm not found on PATH; it comes with Node.js"
+	log "using Node.js $v"
+}
+
 check_go
+if [[ ${1:-} == --node ]]; then
+	check_node
+fi
 install_postgres
 log "downloading Go modules"
 go mod download

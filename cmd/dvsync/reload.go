@@ -84,8 +84,9 @@ func (r *reloader) reload() error {
 }
 
 // applicable refuses a mapping set that needs what only a restart gives:
-// a pipeline for a new connection, a source reading a new table, or a sink
-// that knows a table by another entity set name.
+// a pipeline for a new connection, a source reading a new table or keying
+// a table by other columns, or a sink that knows a table by another entity
+// set name.
 func (r *reloader) applicable(set *mapping.Set) error {
 	var errs []error
 	oldSets := r.current.EntitySets()
@@ -98,6 +99,12 @@ func (r *reloader) applicable(set *mapping.Set) error {
 		for _, t := range set.Tables(c) {
 			if !slices.Contains(old, t) {
 				errs = append(errs, fmt.Errorf("connection %s: table %s is new, and the source reads only the tables it started with; restart dvsync to add it", c, t))
+			}
+		}
+		oldKeys, newKeys := r.current.Keys(c), set.Keys(c)
+		for _, t := range set.Tables(c) {
+			if !slices.Equal(oldKeys[t], newKeys[t]) {
+				errs = append(errs, fmt.Errorf("connection %s: table %s: source.key changed, and the source keeps the key it started with; restart dvsync to apply it", c, t))
 			}
 		}
 	}

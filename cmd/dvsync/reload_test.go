@@ -8,6 +8,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/dvsync/dvsync/engine"
+	"github.com/dvsync/dvsync/mapping"
 )
 
 // TestReloadOnSIGHUP changes a running daemon's mapping: an invalid
@@ -87,5 +90,36 @@ columns:
 	}
 	if err := d.stop(20 * time.Second); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A reload that changes source.key is refused: the running source keeps
+// the key it started with.
+func TestReloadRefusesAChangedSourceKey(t *testing.T) {
+	compile := func(key string) *mapping.Set {
+		t.Helper()
+		m, err := mapping.Parse([]byte(`version: 1
+source: {connection: app, table: public.t, key: [`+key+`]}
+dataverse: {table: account}
+key: {alternate_key: [accountnumber]}
+columns:
+  - {source: a, target: accountnumber, type: string}
+`), "m.yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := mapping.Compile([]*mapping.Mapping{m})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	r := &reloader{current: compile("a"), pipelines: map[string]*engine.Pipeline{"app": nil}}
+	if err := r.applicable(compile("a")); err != nil {
+		t.Fatalf("same key refused: %v", err)
+	}
+	err := r.applicable(compile("a, b"))
+	if err == nil || !strings.Contains(err.Error(), "source.key changed") {
+		t.Fatalf("changed key: %v, want a refusal", err)
 	}
 }

@@ -135,3 +135,40 @@ columns:
 		}
 	}
 }
+
+// A table without a primary key needs REPLICA IDENTITY FULL and source.key;
+// validate --online says which is missing.
+func TestValidateOnlineSourceKey(t *testing.T) {
+	e := newE2E(t)
+	e.setCLIEnv()
+	e.exec(`CREATE TABLE public.events (code text NOT NULL, name text)`)
+	e.exec(`ALTER TABLE public.events REPLICA IDENTITY FULL`)
+	cfg, err := os.ReadFile(filepath.Join(examples, "dvsync.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(source string) string {
+		t.Helper()
+		dir := t.TempDir()
+		writeFile(t, filepath.Join(dir, "dvsync.yaml"), string(cfg))
+		writeFile(t, filepath.Join(dir, "mappings", "events.yaml"), `version: 1
+source: `+source+`
+dataverse: {table: account, entity_set: accounts}
+key: {alternate_key: [accountnumber]}
+columns:
+  - {source: code, target: accountnumber}
+  - {source: name, target: name}
+`)
+		_, errOut, _ := runCLI(t, "validate", "--online", "-c", filepath.Join(dir, "dvsync.yaml"))
+		return errOut
+	}
+	if out := check(`{connection: app, table: public.events}`); !strings.Contains(out, "events.yaml:2: source.key: public.events has REPLICA IDENTITY FULL and no primary key: name the columns") {
+		t.Errorf("without source.key:\n%s", out)
+	}
+	if out := check(`{connection: app, table: public.events, key: [cod]}`); !strings.Contains(out, `source.key: public.events has no column "cod"`) {
+		t.Errorf("with a wrong source.key:\n%s", out)
+	}
+	if out := check(`{connection: app, table: public.events, key: [code]}`); out != "" {
+		t.Errorf("with source.key: %s", out)
+	}
+}

@@ -89,10 +89,24 @@ func checkPostgres(ctx context.Context, cfg *config.Config, name string, conn co
 		if err != nil {
 			return ps, fmt.Errorf("%s: connections.%s: reading the replica identity of %s: %w", cfg.Path, name, m.Source.Table, err)
 		}
-		// 'd' (default) identifies rows by the primary key; 'n' by nothing.
-		if ident == "n" || (ident == "d" && !pk) {
-			ps.add(m, "source.table", "%s has no primary key and no replica identity, so its updates and deletes carry no key: add a primary key, or ALTER TABLE %s REPLICA IDENTITY FULL (or USING INDEX a unique index)",
-				m.Source.Table, pgx.Identifier{schema, table}.Sanitize())
+		// 'd' (default) identifies rows by the primary key; 'n' by nothing;
+		// 'f' (FULL) by every column, which the source accepts only with
+		// the key columns named in source.key.
+		full := pgx.Identifier{schema, table}.Sanitize()
+		switch {
+		case len(m.Source.Key) > 0 && (pk || ident != "f"):
+			ps.add(m, "source.key", "%s must have no primary key and REPLICA IDENTITY FULL for source.key to apply: drop source.key, or ALTER TABLE %s REPLICA IDENTITY FULL", m.Source.Table, full)
+		case len(m.Source.Key) > 0:
+			for _, c := range m.Source.Key {
+				if !slices.Contains(cols, c) {
+					ps.add(m, "source.key", "%s has no column %q %s", m.Source.Table, c, hint(c, cols, "columns"))
+				}
+			}
+		case ident == "n" || (ident == "d" && !pk):
+			ps.add(m, "source.table", "%s has no primary key and no replica identity, so its updates and deletes carry no key: add a primary key, or ALTER TABLE %s REPLICA IDENTITY FULL and name the key columns in source.key",
+				m.Source.Table, full)
+		case ident == "f" && !pk:
+			ps.add(m, "source.key", "%s has REPLICA IDENTITY FULL and no primary key: name the columns that identify a row in source.key", m.Source.Table)
 		}
 	}
 	return ps, nil
