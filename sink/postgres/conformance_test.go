@@ -24,7 +24,7 @@ type harness struct {
 }
 
 func (h *harness) NewSink(t *testing.T) sink.Sink {
-	s, err := New(Config{DSN: h.d.dsn})
+	s, err := New(Config{DSN: h.d.DSN})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,7 +41,7 @@ func (h *harness) Row(i, version int) change.Row { return h.row(i, version) }
 
 func TestConformance(t *testing.T) {
 	d := newDB(t)
-	d.exec(t,
+	d.Exec(t,
 		`CREATE SCHEMA "Sales"`,
 		`CREATE TABLE "Sales"."Order Lines" (
 			id bigint PRIMARY KEY,

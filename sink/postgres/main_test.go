@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/dvsync/dvsync/change"
@@ -16,39 +15,16 @@ import (
 
 func TestMain(m *testing.M) { testenv.Main(m) }
 
-// db is a fresh database of the shared test cluster, with a connection
-// of its own for setting up tables and reading them back, independent of
-// the sink under test.
-type db struct {
-	dsn  string
-	conn *pgx.Conn
-}
+// db is a fresh database of the shared test cluster (testenv.DB) with
+// this package's helpers.
+type db struct{ *testenv.DB }
 
-func newDB(t *testing.T) *db {
-	t.Helper()
-	dsn := testenv.NewDatabase(t, testenv.StartPostgres(t))
-	conn, err := pgx.Connect(context.Background(), dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close(context.Background()) })
-	return &db{dsn: dsn, conn: conn}
-}
-
-// exec runs SQL statements, each in its own transaction.
-func (d *db) exec(t *testing.T, stmts ...string) {
-	t.Helper()
-	for _, s := range stmts {
-		if _, err := d.conn.Exec(context.Background(), s); err != nil {
-			t.Fatalf("%s: %v", s, err)
-		}
-	}
-}
+func newDB(t *testing.T) *db { return &db{testenv.NewDB(t)} }
 
 // sink returns a sink on d for cfg (DSN filled in), closed at cleanup.
 func (d *db) sink(t *testing.T, cfg Config) *Sink {
 	t.Helper()
-	cfg.DSN = d.dsn
+	cfg.DSN = d.DSN
 	s, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -71,7 +47,7 @@ func (d *db) read(t *testing.T, table string, key change.Key) (change.Row, bool)
 		cols[i] = c.Name
 		args[i] = c.Value.String()
 	}
-	rows, err := d.conn.Query(context.Background(), "SELECT * FROM "+tableIdent(table)+whereKey(cols), args...)
+	rows, err := d.Conn.Query(context.Background(), "SELECT * FROM "+tableIdent(table)+whereKey(cols), args...)
 	if err != nil {
 		t.Fatalf("read %s %s: %v", table, key, err)
 	}
@@ -169,7 +145,7 @@ func (d *db) count(t *testing.T, table, where string) int {
 	t.Helper()
 	var n int
 	q := fmt.Sprintf("SELECT count(*) FROM %s WHERE %s", tableIdent(table), where)
-	if err := d.conn.QueryRow(context.Background(), q).Scan(&n); err != nil {
+	if err := d.Conn.QueryRow(context.Background(), q).Scan(&n); err != nil {
 		t.Fatalf("%s: %v", q, err)
 	}
 	return n

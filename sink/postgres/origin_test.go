@@ -18,18 +18,18 @@ import (
 // everyone else's, and the origin's progress moves with each write.
 func TestWritesCarryOrigin(t *testing.T) {
 	d := newDB(t)
-	d.exec(t, `CREATE TABLE public.items (id int PRIMARY KEY, v text)`)
+	d.Exec(t, `CREATE TABLE public.items (id int PRIMARY KEY, v text)`)
 	var origin string
-	if err := d.conn.QueryRow(t.Context(), "SELECT 'dvsync_' || current_database()").Scan(&origin); err != nil {
+	if err := d.Conn.QueryRow(t.Context(), "SELECT 'dvsync_' || current_database()").Scan(&origin); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { dropOrigin(t, d, origin) })
-	d.exec(t, "SELECT pg_create_logical_replication_slot('sink_origin_peek', 'test_decoding')")
+	d.Exec(t, "SELECT pg_create_logical_replication_slot('sink_origin_peek', 'test_decoding')")
 
 	s := d.sink(t, Config{Origin: origin})
 	write(t, s, upsert("items", intKey("id", 1), col("v", change.Text("from dvsync"))))
 	first := d.originLSN(t, origin)
-	d.exec(t, "INSERT INTO items VALUES (2, 'from someone else')")
+	d.Exec(t, "INSERT INTO items VALUES (2, 'from someone else')")
 	write(t, s, upsert("items", intKey("id", 3), col("v", change.Text("from dvsync"))), del("items", intKey("id", 2)))
 	if second := d.originLSN(t, origin); second <= first || first == 0 {
 		t.Errorf("origin progress went from %X to %X, want it to advance", first, second)
@@ -50,7 +50,7 @@ func TestWritesCarryOrigin(t *testing.T) {
 // table prefix cut, without consuming them.
 func (d *db) peek(t *testing.T, options string) []string {
 	t.Helper()
-	rows, err := d.conn.Query(t.Context(),
+	rows, err := d.Conn.Query(t.Context(),
 		"SELECT data FROM pg_logical_slot_peek_changes('sink_origin_peek', NULL, NULL, 'skip-empty-xacts', '1', "+options+")")
 	if err != nil {
 		t.Fatal(err)
@@ -76,7 +76,7 @@ func (d *db) peek(t *testing.T, options string) []string {
 func (d *db) originLSN(t *testing.T, origin string) uint64 {
 	t.Helper()
 	var lsn uint64
-	err := d.conn.QueryRow(t.Context(), `SELECT coalesce(s.local_lsn - '0/0', 0)::bigint
+	err := d.Conn.QueryRow(t.Context(), `SELECT coalesce(s.local_lsn - '0/0', 0)::bigint
 		FROM pg_replication_origin o LEFT JOIN pg_replication_origin_status s ON s.local_id = o.roident
 		WHERE o.roname = $1`, origin).Scan(&lsn)
 	if err != nil {
@@ -93,7 +93,7 @@ func dropOrigin(t *testing.T, d *db, origin string) {
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		_, err := d.conn.Exec(ctx, "SELECT pg_replication_origin_drop($1)", origin)
+		_, err := d.Conn.Exec(ctx, "SELECT pg_replication_origin_drop($1)", origin)
 		var pgErr *pgconn.PgError
 		if err == nil || !errors.As(err, &pgErr) || pgErr.Code != "55006" {
 			if err != nil {

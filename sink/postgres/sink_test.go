@@ -18,7 +18,7 @@ import (
 // nothing, and an upsert brings the row back.
 func TestSoftDelete(t *testing.T) {
 	d := newDB(t)
-	d.exec(t, `CREATE TABLE public.items (id int PRIMARY KEY, name text NOT NULL, "is deleted" boolean NOT NULL DEFAULT false)`)
+	d.Exec(t, `CREATE TABLE public.items (id int PRIMARY KEY, name text NOT NULL, "is deleted" boolean NOT NULL DEFAULT false)`)
 	s := d.sink(t, Config{SoftDelete: "is deleted"})
 	write(t, s, upsert("items", intKey("id", 1), col("name", change.Text("one"))),
 		upsert("items", intKey("id", 2), col("name", change.Text("two"))))
@@ -48,8 +48,8 @@ func TestSoftDelete(t *testing.T) {
 // BatchError; the rest of the batch is committed.
 func TestPermanentErrorsIsolated(t *testing.T) {
 	d := newDB(t)
-	d.exec(t, `CREATE TABLE public.accounts (id int PRIMARY KEY, name text NOT NULL, balance numeric CHECK (balance >= 0), code varchar(3) UNIQUE)`)
-	d.exec(t, `INSERT INTO accounts VALUES (50, 'existing', 0, 'XYZ')`)
+	d.Exec(t, `CREATE TABLE public.accounts (id int PRIMARY KEY, name text NOT NULL, balance numeric CHECK (balance >= 0), code varchar(3) UNIQUE)`)
+	d.Exec(t, `INSERT INTO accounts VALUES (50, 'existing', 0, 'XYZ')`)
 	s := d.sink(t, Config{})
 	batch := []change.Record{
 		upsert("accounts", intKey("id", 1), col("name", change.Text("ok")), col("balance", change.Int(5))),
@@ -94,7 +94,7 @@ func TestPermanentErrorsIsolated(t *testing.T) {
 // a missing row when the table lets it.
 func TestUnchangedColumns(t *testing.T) {
 	d := newDB(t)
-	d.exec(t, `CREATE TABLE public.docs (id int PRIMARY KEY, body text NOT NULL, title text, n int)`,
+	d.Exec(t, `CREATE TABLE public.docs (id int PRIMARY KEY, body text NOT NULL, title text, n int)`,
 		`INSERT INTO docs VALUES (1, 'big body', 'old', 1)`)
 	s := d.sink(t, Config{})
 	partial := func(id int, cols ...change.Column) change.Record {
@@ -125,7 +125,7 @@ func TestUnchangedColumns(t *testing.T) {
 func TestIdentifiersQuoted(t *testing.T) {
 	d := newDB(t)
 	evil := `x"; DROP TABLE victim; --`
-	d.exec(t, `CREATE TABLE victim (id int)`, `CREATE SCHEMA "we ird"`,
+	d.Exec(t, `CREATE TABLE victim (id int)`, `CREATE SCHEMA "we ird"`,
 		`CREATE TABLE "we ird"."ta""ble" ("i""d" int PRIMARY KEY, "x""; DROP TABLE victim; --" text)`)
 	s := d.sink(t, Config{SoftDelete: evil})
 	key := intKey(`i"d`, 1)
@@ -142,10 +142,10 @@ func TestIdentifiersQuoted(t *testing.T) {
 // reconnects, sets the origin up again and succeeds.
 func TestConnectionLossIsRetryable(t *testing.T) {
 	d := newDB(t)
-	d.exec(t, `CREATE TABLE public.t (id int PRIMARY KEY, v text)`)
+	d.Exec(t, `CREATE TABLE public.t (id int PRIMARY KEY, v text)`)
 	s := d.sink(t, Config{})
 	write(t, s, upsert("t", intKey("id", 1), col("v", change.Text("a"))))
-	d.exec(t, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`)
+	d.Exec(t, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`)
 	err := s.Write(t.Context(), []change.Record{upsert("t", intKey("id", 2), col("v", change.Text("b")))})
 	t.Logf("Write on a terminated connection: %v", err)
 	// Nil when the pool noticed the dead connection before using it.
@@ -281,7 +281,7 @@ func TestConfigValidate(t *testing.T) {
 // retries such an unclassified error with its backoff.
 func TestConnectErrorHidesPassword(t *testing.T) {
 	d := newDB(t)
-	cfg, err := pgconn.ParseConfig(d.dsn)
+	cfg, err := pgconn.ParseConfig(d.DSN)
 	if err != nil {
 		t.Fatal(err)
 	}

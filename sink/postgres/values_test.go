@@ -15,7 +15,7 @@ import (
 // reads back as the same value.
 func TestValueKindsRoundTrip(t *testing.T) {
 	d := newDB(t)
-	d.exec(t, `CREATE TABLE public.kinds (
+	d.Exec(t, `CREATE TABLE public.kinds (
 		id int PRIMARY KEY,
 		t text, vc varchar(20), i2 smallint, i4 int, i8 bigint, n numeric, n_int numeric(30,0),
 		f8 double precision, b boolean, tz timestamptz, ts timestamp, d date,
@@ -79,7 +79,7 @@ func TestValueKindsRoundTrip(t *testing.T) {
 	}
 	// Text of the JSON column is kept as written; jsonb normalises.
 	var j string
-	if err := d.conn.QueryRow(t.Context(), "SELECT j::text FROM kinds WHERE id = 0").Scan(&j); err != nil {
+	if err := d.Conn.QueryRow(t.Context(), "SELECT j::text FROM kinds WHERE id = 0").Scan(&j); err != nil {
 		t.Fatal(err)
 	}
 	if j != `{"a": [1, 2.50, "x"], "b": null}` {
@@ -87,7 +87,7 @@ func TestValueKindsRoundTrip(t *testing.T) {
 	}
 	// The BC date and the far future keep their year.
 	var bc, far string
-	if err := d.conn.QueryRow(t.Context(), "SELECT (SELECT d::text FROM kinds WHERE id = 1), (SELECT d::text FROM kinds WHERE id = 2)").Scan(&bc, &far); err != nil {
+	if err := d.Conn.QueryRow(t.Context(), "SELECT (SELECT d::text FROM kinds WHERE id = 1), (SELECT d::text FROM kinds WHERE id = 2)").Scan(&bc, &far); err != nil {
 		t.Fatal(err)
 	}
 	if bc != "0044-03-15 BC" || far != "12345-01-02" {

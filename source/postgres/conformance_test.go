@@ -13,14 +13,14 @@ import (
 
 func TestConformance(t *testing.T) {
 	d := newDB(t)
-	d.exec(t, "CREATE TABLE public.items (id bigserial PRIMARY KEY, name text NOT NULL, n int NOT NULL DEFAULT 0)")
+	d.Exec(t, "CREATE TABLE public.items (id bigserial PRIMARY KEY, name text NOT NULL, n int NOT NULL DEFAULT 0)")
 	sourcetest.Run(t, &harness{db: d})
 }
 
 type harness struct{ *db }
 
 func (h *harness) NewSource(t *testing.T) source.Source {
-	s, err := New(Config{DSN: h.dsn, Tables: []string{"public.items"}}, testLogger(t))
+	s, err := New(Config{DSN: h.DSN, Tables: []string{"public.items"}}, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -28,7 +28,7 @@ func (h *harness) NewSource(t *testing.T) source.Source {
 }
 
 func (h *harness) Insert(t *testing.T, n int) []change.Key {
-	rows, _ := h.conn.Query(context.Background(),
+	rows, _ := h.Conn.Query(context.Background(),
 		"INSERT INTO public.items (name) SELECT 'item ' || i FROM generate_series(1, $1) i RETURNING id", n)
 	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
 	if err != nil {
@@ -51,7 +51,7 @@ func (h *harness) Delete(t *testing.T, key change.Key) {
 
 func (h *harness) exec1(t *testing.T, sql string, key change.Key) {
 	t.Helper()
-	tag, err := h.conn.Exec(context.Background(), sql, key[0].Value.Int())
+	tag, err := h.Conn.Exec(context.Background(), sql, key[0].Value.Int())
 	if err != nil || tag.RowsAffected() != 1 {
 		t.Fatalf("%s (%s): %v, %d rows", sql, key, err, tag.RowsAffected())
 	}

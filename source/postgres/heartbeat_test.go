@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/dvsync/dvsync/internal/testenv"
 )
 
 // poll calls f every few milliseconds until it returns true, failing the
@@ -31,11 +33,11 @@ func poll(t *testing.T, what func() string, f func(ctx context.Context) bool) {
 // slot's path, and the slot confirms past it.
 func TestHeartbeatAdvancesQuietSlot(t *testing.T) {
 	d := newDB(t)
-	d.exec(t, "CREATE TABLE public.items (id int PRIMARY KEY)")
+	d.Exec(t, "CREATE TABLE public.items (id int PRIMARY KEY)")
 	// A second slot, decoding to text, shows what the WAL holds.
 	probe := "probe_" + strconv.FormatInt(time.Now().UnixNano(), 36)
-	d.exec(t, "SELECT pg_create_logical_replication_slot('"+probe+"', 'test_decoding')")
-	s, err := New(Config{DSN: d.dsn, Tables: []string{"public.items"}, StatusInterval: 50 * time.Millisecond, HeartbeatInterval: 50 * time.Millisecond}, testLogger(t))
+	d.Exec(t, "SELECT pg_create_logical_replication_slot('"+probe+"', 'test_decoding')")
+	s, err := New(Config{DSN: d.DSN, Tables: []string{"public.items"}, StatusInterval: 50 * time.Millisecond, HeartbeatInterval: 50 * time.Millisecond}, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +51,7 @@ func TestHeartbeatAdvancesQuietSlot(t *testing.T) {
 
 	var beat uint64
 	poll(t, func() string { return "no heartbeat message in the WAL" }, func(ctx context.Context) bool {
-		err := d.conn.QueryRow(ctx, `
+		err := d.Conn.QueryRow(ctx, `
 			SELECT lsn - '0/0' FROM pg_logical_slot_peek_changes($1, NULL, NULL)
 			 WHERE data LIKE '%prefix: `+heartbeatPrefix+`%' LIMIT 1`, probe).Scan(&beat)
 		if errors.Is(err, pgx.ErrNoRows) {
@@ -65,23 +67,23 @@ func TestHeartbeatAdvancesQuietSlot(t *testing.T) {
 		return "slot confirmed " + strconv.FormatUint(confirmed, 16) + ", heartbeat at " + strconv.FormatUint(beat, 16)
 	},
 		func(ctx context.Context) bool {
-			err := d.conn.QueryRow(ctx, "SELECT confirmed_flush_lsn - '0/0' FROM pg_replication_slots WHERE slot_name = 'dvsync'").Scan(&confirmed)
+			err := d.Conn.QueryRow(ctx, "SELECT confirmed_flush_lsn - '0/0' FROM pg_replication_slots WHERE slot_name = 'dvsync'").Scan(&confirmed)
 			if err != nil {
 				t.Fatal(err)
 			}
 			return confirmed > beat
 		})
-	d.exec(t, "SELECT pg_drop_replication_slot('"+probe+"')")
+	d.Exec(t, "SELECT pg_drop_replication_slot('"+probe+"')")
 }
 
 // SlotLag reports the WAL the slot has not confirmed: it grows while a
 // record waits for its ack and falls back once it is acked.
 func TestSlotLag(t *testing.T) {
 	d := newDB(t)
-	d.exec(t,
+	d.Exec(t,
 		"CREATE TABLE public.items (id int PRIMARY KEY)",
 		"CREATE TABLE public.other (id int PRIMARY KEY, v text)")
-	s, err := New(Config{DSN: d.dsn, Tables: []string{"public.items"}, StatusInterval: 50 * time.Millisecond, HeartbeatInterval: 50 * time.Millisecond}, testLogger(t))
+	s, err := New(Config{DSN: d.DSN, Tables: []string{"public.items"}, StatusInterval: 50 * time.Millisecond, HeartbeatInterval: 50 * time.Millisecond}, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,11 +91,11 @@ func TestSlotLag(t *testing.T) {
 	if err := s.Open(context.Background(), nil); err != nil {
 		t.Fatal(err)
 	}
-	d.exec(t, "INSERT INTO public.items VALUES (1)")
+	d.Exec(t, "INSERT INTO public.items VALUES (1)")
 	recs := readN(t, s, 1)
 	// Two megabytes of WAL the slot cannot confirm while the record
 	// before them waits for its ack.
-	d.exec(t, "INSERT INTO public.other SELECT i, repeat('x', 1000) FROM generate_series(1, 2000) i")
+	d.Exec(t, "INSERT INTO public.other SELECT i, repeat('x', 1000) FROM generate_series(1, 2000) i")
 	const big = 1 << 20
 	var lag int64
 	poll(t, func() string { return "slot lag " + strconv.FormatInt(lag, 10) }, func(context.Context) bool {
@@ -115,23 +117,23 @@ func TestSlotLag(t *testing.T) {
 // with ErrSlotLost; it is not recreated.
 func TestSlotLost(t *testing.T) {
 	c := privateCluster(t, map[string]string{"max_slot_wal_keep_size": "1MB", "wal_keep_size": "0"})
-	d := &db{dsn: c.DSN("postgres")}
-	conn, err := pgx.Connect(context.Background(), d.dsn)
+	d := &db{&testenv.DB{DSN: c.DSN("postgres")}}
+	conn, err := pgx.Connect(context.Background(), d.DSN)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close(context.Background()) })
-	d.conn = conn
-	d.exec(t, "CREATE TABLE public.items (id int PRIMARY KEY, v text)")
+	d.Conn = conn
+	d.Exec(t, "CREATE TABLE public.items (id int PRIMARY KEY, v text)")
 	s := d.open(t, nil, "public.items")
-	d.exec(t, "INSERT INTO public.items VALUES (1, 'x')")
+	d.Exec(t, "INSERT INTO public.items VALUES (1, 'x')")
 	readN(t, s, 1) // and never acked: the slot must keep this WAL
 	for i := range 4 {
-		d.exec(t,
+		d.Exec(t,
 			"INSERT INTO public.items VALUES ("+strconv.Itoa(i+2)+", 'x')",
 			"SELECT pg_switch_wal()")
 	}
-	d.exec(t, "CHECKPOINT")
+	d.Exec(t, "CHECKPOINT")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for {

@@ -13,7 +13,7 @@ import (
 // primary key, whose rows (region, number) identify.
 func keyedDB(t *testing.T) *db {
 	d := newDB(t)
-	d.exec(t,
+	d.Exec(t,
 		"CREATE TABLE public.legacy (name text, number int NOT NULL, region text NOT NULL)",
 		"ALTER TABLE public.legacy REPLICA IDENTITY FULL")
 	return d
@@ -31,7 +31,7 @@ func legacyKeyOf(number int64, region string) change.Key {
 // delete carries the key from the old row.
 func TestConfiguredKeyStreams(t *testing.T) {
 	d := keyedDB(t)
-	s, err := New(Config{DSN: d.dsn, Tables: []string{"public.legacy"}, Keys: legacyKey, StatusInterval: 50 * time.Millisecond}, testLogger(t))
+	s, err := New(Config{DSN: d.DSN, Tables: []string{"public.legacy"}, Keys: legacyKey, StatusInterval: 50 * time.Millisecond}, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,7 +43,7 @@ func TestConfiguredKeyStreams(t *testing.T) {
 	if err := s.Open(context.Background(), nil); err != nil {
 		t.Fatal(err)
 	}
-	d.exec(t,
+	d.Exec(t,
 		"INSERT INTO public.legacy VALUES ('a', 1, 'eu')",
 		"UPDATE public.legacy SET name = 'b' WHERE number = 1",
 		"DELETE FROM public.legacy WHERE number = 1")
@@ -64,14 +64,14 @@ func TestConfiguredKeyStreams(t *testing.T) {
 // Nothing is published while any table is refused.
 func TestConfiguredKeyRefused(t *testing.T) {
 	d := keyedDB(t)
-	d.exec(t,
+	d.Exec(t,
 		"CREATE TABLE public.nokey (a int, b text)",
 		"ALTER TABLE public.nokey REPLICA IDENTITY FULL",
 		"CREATE TABLE public.withpk (id int PRIMARY KEY, b text)",
 		"CREATE TABLE public.plain (a int, b text)",
 		"CREATE TABLE public.typo (a int, b text)",
 		"ALTER TABLE public.typo REPLICA IDENTITY FULL")
-	s, err := New(Config{DSN: d.dsn,
+	s, err := New(Config{DSN: d.DSN,
 		Tables: []string{"public.nokey", "public.withpk", "public.plain", "public.typo"},
 		Keys: map[string][]string{
 			"public.withpk": {"b"},
@@ -96,7 +96,7 @@ func TestConfiguredKeyRefused(t *testing.T) {
 		}
 	}
 	var pubs int
-	if err := d.conn.QueryRow(context.Background(), "SELECT count(*) FROM pg_publication").Scan(&pubs); err != nil || pubs != 0 {
+	if err := d.Conn.QueryRow(context.Background(), "SELECT count(*) FROM pg_publication").Scan(&pubs); err != nil || pubs != 0 {
 		t.Fatalf("%d publications (err %v)", pubs, err)
 	}
 }
@@ -105,9 +105,9 @@ func TestConfiguredKeyRefused(t *testing.T) {
 // its configured key, giving each row the key the stream gives it.
 func TestSnapshotConfiguredKey(t *testing.T) {
 	d := keyedDB(t)
-	d.exec(t, "CREATE UNIQUE INDEX ON public.legacy (region, number)",
+	d.Exec(t, "CREATE UNIQUE INDEX ON public.legacy (region, number)",
 		"INSERT INTO public.legacy SELECT 'n' || i, i, CASE WHEN i % 2 = 0 THEN 'eu' ELSE 'us' END FROM generate_series(1, 7) i")
-	s, err := NewSnapshot(Config{DSN: d.dsn, Tables: []string{"public.legacy"}, Keys: legacyKey}, SnapshotOptions{PageSize: 2}, testLogger(t))
+	s, err := NewSnapshot(Config{DSN: d.DSN, Tables: []string{"public.legacy"}, Keys: legacyKey}, SnapshotOptions{PageSize: 2}, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,12 +142,12 @@ func TestSnapshotConfiguredKey(t *testing.T) {
 // unique index on exactly its columns, or with a nullable column.
 func TestSnapshotConfiguredKeyNeedsUniqueIndex(t *testing.T) {
 	d := keyedDB(t)
-	d.exec(t,
+	d.Exec(t,
 		"CREATE UNIQUE INDEX ON public.legacy (region, number, name)",
 		"CREATE TABLE public.nullable (a int, b int)",
 		"ALTER TABLE public.nullable REPLICA IDENTITY FULL",
 		"CREATE UNIQUE INDEX ON public.nullable (a)")
-	s, err := NewSnapshot(Config{DSN: d.dsn, Tables: []string{"public.legacy", "public.nullable"},
+	s, err := NewSnapshot(Config{DSN: d.DSN, Tables: []string{"public.legacy", "public.nullable"},
 		Keys: map[string][]string{"public.legacy": {"region", "number"}, "public.nullable": {"a"}}},
 		SnapshotOptions{DryRun: true}, testLogger(t))
 	if err != nil {

@@ -6,46 +6,22 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/dvsync/dvsync/change"
 	"github.com/dvsync/dvsync/internal/testenv"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }
 
-// db is a fresh database of the shared test cluster, with a connection for
-// setting up and changing tables.
-type db struct {
-	dsn  string
-	conn *pgx.Conn
-}
+// db is a fresh database of the shared test cluster (testenv.DB) with
+// this package's helpers.
+type db struct{ *testenv.DB }
 
-func newDB(t *testing.T) *db {
-	t.Helper()
-	dsn := testenv.NewDatabase(t, testenv.StartPostgres(t))
-	conn, err := pgx.Connect(context.Background(), dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close(context.Background()) })
-	return &db{dsn: dsn, conn: conn}
-}
-
-// exec runs SQL statements, each in its own transaction.
-func (d *db) exec(t *testing.T, stmts ...string) {
-	t.Helper()
-	for _, s := range stmts {
-		if _, err := d.conn.Exec(context.Background(), s); err != nil {
-			t.Fatalf("%s: %v", s, err)
-		}
-	}
-}
+func newDB(t *testing.T) *db { return &db{testenv.NewDB(t)} }
 
 // source returns an unopened source for tables, closed at cleanup.
 func (d *db) source(t *testing.T, tables ...string) *Source {
 	t.Helper()
-	s, err := New(Config{DSN: d.dsn, Tables: tables, StatusInterval: 50 * time.Millisecond}, testLogger(t))
+	s, err := New(Config{DSN: d.DSN, Tables: tables, StatusInterval: 50 * time.Millisecond}, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +54,7 @@ func (d *db) slotConfirmed(t *testing.T) uint64 {
 	for {
 		var active bool
 		var lsn uint64
-		err := d.conn.QueryRow(ctx, `SELECT active, confirmed_flush_lsn - '0/0' FROM pg_replication_slots WHERE slot_name = 'dvsync'`).Scan(&active, &lsn)
+		err := d.Conn.QueryRow(ctx, `SELECT active, confirmed_flush_lsn - '0/0' FROM pg_replication_slots WHERE slot_name = 'dvsync'`).Scan(&active, &lsn)
 		if err != nil {
 			t.Fatal(err)
 		}

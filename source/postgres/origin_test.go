@@ -12,15 +12,15 @@ import (
 // skipped, and the slot moves past them.
 func TestSkipOrigin(t *testing.T) {
 	d := newDB(t)
-	d.exec(t, "CREATE TABLE public.items (id int PRIMARY KEY)")
+	d.Exec(t, "CREATE TABLE public.items (id int PRIMARY KEY)")
 	var origin string
-	if err := d.conn.QueryRow(context.Background(), "SELECT 'echo_' || current_database()").Scan(&origin); err != nil {
+	if err := d.Conn.QueryRow(context.Background(), "SELECT 'echo_' || current_database()").Scan(&origin); err != nil {
 		t.Fatal(err)
 	}
-	d.exec(t, "SELECT pg_replication_origin_create('"+origin+"')")
-	t.Cleanup(func() { d.exec(t, "SELECT pg_replication_origin_drop('"+origin+"')") })
+	d.Exec(t, "SELECT pg_replication_origin_create('"+origin+"')")
+	t.Cleanup(func() { d.Exec(t, "SELECT pg_replication_origin_drop('"+origin+"')") })
 
-	s, err := New(Config{DSN: d.dsn, Tables: []string{"public.items"}, StatusInterval: 50 * time.Millisecond, SkipOrigin: origin}, testLogger(t))
+	s, err := New(Config{DSN: d.DSN, Tables: []string{"public.items"}, StatusInterval: 50 * time.Millisecond, SkipOrigin: origin}, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -28,7 +28,7 @@ func TestSkipOrigin(t *testing.T) {
 	if err := s.Open(context.Background(), nil); err != nil {
 		t.Fatal(err)
 	}
-	d.exec(t,
+	d.Exec(t,
 		"INSERT INTO public.items VALUES (1)",
 		"SELECT pg_replication_origin_session_setup('"+origin+"')",
 		"BEGIN",
@@ -38,7 +38,7 @@ func TestSkipOrigin(t *testing.T) {
 		"SELECT pg_replication_origin_session_reset()",
 		"INSERT INTO public.items VALUES (4)")
 	var echoEnd uint64
-	if err := d.conn.QueryRow(context.Background(), "SELECT pg_current_wal_lsn() - '0/0'").Scan(&echoEnd); err != nil {
+	if err := d.Conn.QueryRow(context.Background(), "SELECT pg_current_wal_lsn() - '0/0'").Scan(&echoEnd); err != nil {
 		t.Fatal(err)
 	}
 	recs := readN(t, s, 2)
@@ -58,12 +58,12 @@ func TestSkipOrigin(t *testing.T) {
 // table, in its place among the transaction's changes.
 func TestTruncate(t *testing.T) {
 	d := newDB(t)
-	d.exec(t,
+	d.Exec(t,
 		"CREATE TABLE public.a (id int PRIMARY KEY)",
 		"CREATE TABLE public.b (id int PRIMARY KEY)",
 		"CREATE TABLE public.other (id int PRIMARY KEY)")
 	s := d.open(t, nil, "public.a", "public.b")
-	d.exec(t,
+	d.Exec(t,
 		"INSERT INTO public.a VALUES (1)",
 		"TRUNCATE public.a, public.other, public.b RESTART IDENTITY",
 		"INSERT INTO public.b VALUES (2)")

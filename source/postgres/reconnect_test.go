@@ -10,6 +10,7 @@ import (
 
 	"github.com/dvsync/dvsync/change"
 	"github.com/dvsync/dvsync/internal/pgcluster"
+	"github.com/dvsync/dvsync/internal/testenv"
 )
 
 // privateCluster starts a server of the test's own, for tests that
@@ -34,7 +35,7 @@ func privateCluster(t *testing.T, settings map[string]string) *pgcluster.Cluster
 func TestServerRestartMidStream(t *testing.T) {
 	c := privateCluster(t, nil)
 	dsn := c.DSN("postgres")
-	d := &db{dsn: dsn}
+	d := &db{&testenv.DB{DSN: dsn}}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	setup, err := pgx.Connect(ctx, dsn)
@@ -166,10 +167,10 @@ func insertUntilDone(ctx context.Context, dsn string, from, to int) error {
 // once, in order.
 func TestConnectionCutMidTransaction(t *testing.T) {
 	d := newDB(t)
-	d.exec(t, "CREATE TABLE public.items (id int PRIMARY KEY, v text)")
+	d.Exec(t, "CREATE TABLE public.items (id int PRIMARY KEY, v text)")
 	s := streamingSource(t, d, "public.items")
 	const rows = 20_000
-	d.exec(t, "INSERT INTO public.items SELECT i, repeat('x', 50) FROM generate_series(1, 20000) i")
+	d.Exec(t, "INSERT INTO public.items SELECT i, repeat('x', 50) FROM generate_series(1, 20000) i")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	next := 0
@@ -192,7 +193,7 @@ func TestConnectionCutMidTransaction(t *testing.T) {
 		if !cut && next >= rows/4 {
 			cut = true
 			var n int
-			err := d.conn.QueryRow(ctx, `
+			err := d.Conn.QueryRow(ctx, `
 				SELECT count(pg_terminate_backend(active_pid))
 				  FROM pg_replication_slots WHERE slot_name = 'dvsync' AND database = current_database()`).Scan(&n)
 			if err != nil || n != 1 {
@@ -209,19 +210,19 @@ func TestConnectionCutMidTransaction(t *testing.T) {
 // Open does not quietly create a new one.
 func TestResumeWithoutSlot(t *testing.T) {
 	d := newDB(t)
-	d.exec(t, "CREATE TABLE public.items (id int PRIMARY KEY)")
+	d.Exec(t, "CREATE TABLE public.items (id int PRIMARY KEY)")
 	s := d.open(t, nil, "public.items")
-	d.exec(t, "INSERT INTO public.items VALUES (1)")
+	d.Exec(t, "INSERT INTO public.items VALUES (1)")
 	pos := readN(t, s, 1)[0].Position
 	closeSource(t, s)
 	d.slotConfirmed(t) // waits until the slot is free
-	d.exec(t, "SELECT pg_drop_replication_slot('dvsync')")
+	d.Exec(t, "SELECT pg_drop_replication_slot('dvsync')")
 	err := s.Open(context.Background(), pos)
 	if !errors.Is(err, ErrSlotDropped) {
 		t.Fatalf("Open: %v, want ErrSlotDropped", err)
 	}
 	var n int
-	if err := d.conn.QueryRow(context.Background(), "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'dvsync'").Scan(&n); err != nil || n != 0 {
+	if err := d.Conn.QueryRow(context.Background(), "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'dvsync'").Scan(&n); err != nil || n != 0 {
 		t.Fatalf("%d slots (err %v)", n, err)
 	}
 }

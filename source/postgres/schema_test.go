@@ -10,9 +10,9 @@ import (
 // changes type names it in Meta, once.
 func TestSchemaChanges(t *testing.T) {
 	d := newDB(t)
-	d.exec(t, "CREATE TABLE public.items (id int PRIMARY KEY, v text, n int)")
+	d.Exec(t, "CREATE TABLE public.items (id int PRIMARY KEY, v text, n int)")
 	s := d.open(t, nil, "public.items")
-	d.exec(t,
+	d.Exec(t,
 		"INSERT INTO public.items VALUES (1, 'a', 1)",
 		"ALTER TABLE public.items ADD COLUMN extra text",
 		"INSERT INTO public.items VALUES (2, 'b', 2, 'new')",

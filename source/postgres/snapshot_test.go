@@ -14,7 +14,7 @@ import (
 // snapshot returns an unopened backfill of tables, closed at cleanup.
 func (d *db) snapshot(t *testing.T, opts SnapshotOptions, tables ...string) *Snapshot {
 	t.Helper()
-	s, err := NewSnapshot(Config{DSN: d.dsn, Tables: tables}, opts, testLogger(t))
+	s, err := NewSnapshot(Config{DSN: d.DSN, Tables: tables}, opts, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +65,7 @@ func TestSnapshotCompositeKeyInKeyOrder(t *testing.T) {
 	d := newDB(t)
 	// The primary key's columns are declared in another order than the
 	// table's: pages follow the index, keys follow the stream (column order).
-	d.exec(t, `CREATE TABLE public.lines (
+	d.Exec(t, `CREATE TABLE public.lines (
 		tenant int, code text, qty numeric(10,2), note text, at timestamptz,
 		PRIMARY KEY (code, tenant))`,
 		`INSERT INTO public.lines
@@ -123,14 +123,14 @@ func TestSnapshotCompositeKeyInKeyOrder(t *testing.T) {
 // not hold: changes committed after it, none before.
 func TestSnapshotHandsOffToStream(t *testing.T) {
 	d := newDB(t)
-	d.exec(t, `CREATE TABLE public.items (id int PRIMARY KEY, v text)`,
+	d.Exec(t, `CREATE TABLE public.items (id int PRIMARY KEY, v text)`,
 		`INSERT INTO public.items SELECT n, 'old' FROM generate_series(1, 50) n`)
 	s := d.snapshot(t, SnapshotOptions{PageSize: 7}, "public.items")
 	if err := s.Open(context.Background(), nil); err != nil {
 		t.Fatal(err)
 	}
 	// Committed after the snapshot was taken, while it is being read.
-	d.exec(t, `INSERT INTO public.items VALUES (51, 'new')`,
+	d.Exec(t, `INSERT INTO public.items VALUES (51, 'new')`,
 		`UPDATE public.items SET v = 'changed' WHERE id = 3`,
 		`DELETE FROM public.items WHERE id = 4`)
 	got := readAll(t, s)
@@ -161,7 +161,7 @@ func TestSnapshotHandsOffToStream(t *testing.T) {
 func TestSnapshotResumesFromAckedPosition(t *testing.T) {
 	d := newDB(t)
 	for _, tbl := range []string{"a", "b"} {
-		d.exec(t, fmt.Sprintf(`CREATE TABLE public.%s (id int PRIMARY KEY)`, tbl),
+		d.Exec(t, fmt.Sprintf(`CREATE TABLE public.%s (id int PRIMARY KEY)`, tbl),
 			fmt.Sprintf(`INSERT INTO public.%s SELECT generate_series(1, 20)`, tbl))
 	}
 	ctx := context.Background()
@@ -229,7 +229,7 @@ func TestSnapshotResumesFromAckedPosition(t *testing.T) {
 
 func TestSnapshotWhereFilterIsPartOfThePosition(t *testing.T) {
 	d := newDB(t)
-	d.exec(t, `CREATE TABLE public.w (id int PRIMARY KEY, region text)`,
+	d.Exec(t, `CREATE TABLE public.w (id int PRIMARY KEY, region text)`,
 		`INSERT INTO public.w SELECT n, CASE WHEN n % 2 = 0 THEN 'eu' ELSE 'us' END FROM generate_series(1, 10) n`)
 	ctx := context.Background()
 	eu := SnapshotOptions{PageSize: 2, Parallel: 1, Where: map[string]string{"public.w": "region = 'eu'"}}
@@ -258,7 +258,7 @@ func TestSnapshotWhereFilterIsPartOfThePosition(t *testing.T) {
 
 func TestSnapshotRefusesTableWithoutPrimaryKey(t *testing.T) {
 	d := newDB(t)
-	d.exec(t, `CREATE TABLE public.nopk (a int, b text)`, `ALTER TABLE public.nopk REPLICA IDENTITY FULL`)
+	d.Exec(t, `CREATE TABLE public.nopk (a int, b text)`, `ALTER TABLE public.nopk REPLICA IDENTITY FULL`)
 	s := d.snapshot(t, SnapshotOptions{DryRun: true}, "public.nopk")
 	err := s.Open(context.Background(), nil)
 	if err == nil || !strings.Contains(err.Error(), "public.nopk has REPLICA IDENTITY FULL but no primary key") {
@@ -270,7 +270,7 @@ func TestSnapshotRefusesTableWithoutPrimaryKey(t *testing.T) {
 // values, type by type, so the two never disagree about a row.
 func TestSnapshotDecodesLikeTheStream(t *testing.T) {
 	d := newDB(t)
-	d.exec(t, `CREATE TYPE mood AS ENUM ('sad', 'happy')`,
+	d.Exec(t, `CREATE TYPE mood AS ENUM ('sad', 'happy')`,
 		`CREATE DOMAIN posint AS int CHECK (VALUE > 0)`,
 		`CREATE TABLE public.types (
 			id int PRIMARY KEY, b bool, i2 smallint, i8 bigint, f4 real, f8 double precision,
@@ -282,12 +282,12 @@ func TestSnapshotDecodesLikeTheStream(t *testing.T) {
 		'héllo ✓', 'abc', 'x', '2024-02-29 23:59:59.123456', '2024-02-29 23:59:59.5+05:30', '0001-01-01',
 		'12:34:56.789', '1 day 02:03:04', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '{"a": [1, 2]}',
 		'{"b": {"c": null}}', '\x00ff10', '{1,NULL,3}', 'happy', 7, 'infinity', NULL`
-	d.exec(t, `INSERT INTO public.types VALUES (1, `+values+`)`)
+	d.Exec(t, `INSERT INTO public.types VALUES (1, `+values+`)`)
 	s := d.snapshot(t, SnapshotOptions{}, "public.types")
 	if err := s.Open(context.Background(), nil); err != nil {
 		t.Fatal(err)
 	}
-	d.exec(t, `INSERT INTO public.types VALUES (2, `+values+`)`)
+	d.Exec(t, `INSERT INTO public.types VALUES (2, `+values+`)`)
 	read := readAll(t, s)
 	if err := s.Close(context.Background()); err != nil {
 		t.Fatal(err)
@@ -314,7 +314,7 @@ func TestSnapshotDecodesLikeTheStream(t *testing.T) {
 // read once, and a resumed backfill reads exactly the rows not yet acked.
 func TestSnapshotSplitsLargeTableIntoRanges(t *testing.T) {
 	d := newDB(t)
-	d.exec(t, `CREATE TABLE public.big (region text, id int, PRIMARY KEY (region, id))`,
+	d.Exec(t, `CREATE TABLE public.big (region text, id int, PRIMARY KEY (region, id))`,
 		`INSERT INTO public.big SELECT r, g FROM unnest(ARRAY['eu', 'us', 'apac']) r, generate_series(1, 400) g`)
 	ctx := context.Background()
 	opts := SnapshotOptions{PageSize: 40, Parallel: 3, SplitRows: 100}

@@ -16,10 +16,10 @@ func TestValueTypes(t *testing.T) {
 	// The source pins its session's DateStyle and TimeZone; these would
 	// change the text form of dates and timestamps otherwise.
 	var dbname string
-	if err := d.conn.QueryRow(context.Background(), "SELECT current_database()").Scan(&dbname); err != nil {
+	if err := d.Conn.QueryRow(context.Background(), "SELECT current_database()").Scan(&dbname); err != nil {
 		t.Fatal(err)
 	}
-	d.exec(t,
+	d.Exec(t,
 		`ALTER DATABASE `+dbname+` SET timezone = 'America/New_York'`,
 		`ALTER DATABASE `+dbname+` SET datestyle = 'SQL, DMY'`,
 		`CREATE TABLE public.types (
@@ -30,7 +30,7 @@ func TestValueTypes(t *testing.T) {
 			iv interval, arr int[]
 		)`)
 	s := d.open(t, nil, "public.types")
-	d.exec(t,
+	d.Exec(t,
 		`INSERT INTO public.types VALUES (1,
 			true, -32768, 2147483647, 9223372036854775807, 1.1, -2.5e100, 12345678901234567890.0123456789,
 			'héllo', 'varchar', 'ab', 'nm',
@@ -97,12 +97,12 @@ func checkRow(t *testing.T, row change.Row, want map[string]change.Value) {
 
 func TestToastedColumnUnchanged(t *testing.T) {
 	d := newDB(t)
-	d.exec(t,
+	d.Exec(t,
 		"CREATE TABLE public.docs (id int PRIMARY KEY, body text, n int)",
 		// Out of line and uncompressed, so 10 kB is surely TOASTed.
 		"ALTER TABLE public.docs ALTER COLUMN body SET STORAGE EXTERNAL")
 	s := d.open(t, nil, "public.docs")
-	d.exec(t,
+	d.Exec(t,
 		"INSERT INTO public.docs VALUES (1, repeat('x', 10000), 1)",
 		"UPDATE public.docs SET n = 2 WHERE id = 1",
 		"UPDATE public.docs SET body = 'short', n = 3 WHERE id = 1")
@@ -119,9 +119,9 @@ func TestCompositeKey(t *testing.T) {
 	d := newDB(t)
 	// The key is in column order (order_id, line), whatever the order in
 	// the PRIMARY KEY clause.
-	d.exec(t, "CREATE TABLE public.lines (order_id int, line text, qty int, PRIMARY KEY (line, order_id))")
+	d.Exec(t, "CREATE TABLE public.lines (order_id int, line text, qty int, PRIMARY KEY (line, order_id))")
 	s := d.open(t, nil, "public.lines")
-	d.exec(t,
+	d.Exec(t,
 		"INSERT INTO public.lines VALUES (7, 'a', 1), (7, 'b', 1)",
 		"UPDATE public.lines SET qty = 2 WHERE order_id = 7 AND line = 'a'",
 		"DELETE FROM public.lines WHERE order_id = 7 AND line = 'b'",
@@ -156,11 +156,11 @@ func TestCompositeKey(t *testing.T) {
 
 func TestReplicaIdentityFull(t *testing.T) {
 	d := newDB(t)
-	d.exec(t,
+	d.Exec(t,
 		"CREATE TABLE public.full_pk (id int PRIMARY KEY, v text)",
 		"ALTER TABLE public.full_pk REPLICA IDENTITY FULL")
 	s := d.open(t, nil, "public.full_pk")
-	d.exec(t,
+	d.Exec(t,
 		"INSERT INTO public.full_pk VALUES (1, 'old')",
 		"UPDATE public.full_pk SET v = 'new' WHERE id = 1",
 		"DELETE FROM public.full_pk WHERE id = 1")
@@ -180,7 +180,7 @@ func TestReplicaIdentityFull(t *testing.T) {
 
 func TestMissingKey(t *testing.T) {
 	d := newDB(t)
-	d.exec(t,
+	d.Exec(t,
 		"CREATE TABLE public.items (id int PRIMARY KEY)",
 		"CREATE TABLE public.nokey (a int, b text)",
 		"CREATE TABLE public.nothing (id int PRIMARY KEY)",
@@ -202,16 +202,16 @@ func TestMissingKey(t *testing.T) {
 	// Nothing was published: publishing a keyless table would make
 	// PostgreSQL refuse the application's updates to it.
 	var pubs int
-	if err := d.conn.QueryRow(context.Background(), "SELECT count(*) FROM pg_publication").Scan(&pubs); err != nil || pubs != 0 {
+	if err := d.Conn.QueryRow(context.Background(), "SELECT count(*) FROM pg_publication").Scan(&pubs); err != nil || pubs != 0 {
 		t.Fatalf("%d publications (err %v)", pubs, err)
 	}
 }
 
 func TestKeyLostWhileStreaming(t *testing.T) {
 	d := newDB(t)
-	d.exec(t, "CREATE TABLE public.t (id int CONSTRAINT t_pk PRIMARY KEY, v text)")
+	d.Exec(t, "CREATE TABLE public.t (id int CONSTRAINT t_pk PRIMARY KEY, v text)")
 	s := d.open(t, nil, "public.t")
-	d.exec(t,
+	d.Exec(t,
 		"ALTER TABLE public.t DROP CONSTRAINT t_pk",
 		"INSERT INTO public.t VALUES (1, 'x')")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -229,9 +229,9 @@ func TestKeyLostWhileStreaming(t *testing.T) {
 // acked; until then a restart from the slot replays all of it.
 func TestPartlyAckedTransactionIsNotConfirmed(t *testing.T) {
 	d := newDB(t)
-	d.exec(t, "CREATE TABLE public.items (id int PRIMARY KEY)")
+	d.Exec(t, "CREATE TABLE public.items (id int PRIMARY KEY)")
 	s := d.open(t, nil, "public.items")
-	d.exec(t, "INSERT INTO public.items SELECT generate_series(1, 3)")
+	d.Exec(t, "INSERT INTO public.items SELECT generate_series(1, 3)")
 	recs := readN(t, s, 3)
 	commit := lsnOf(t, recs[0])
 
@@ -260,7 +260,7 @@ func TestPartlyAckedTransactionIsNotConfirmed(t *testing.T) {
 	if err := s.Open(context.Background(), nil); err != nil {
 		t.Fatal(err)
 	}
-	d.exec(t, "INSERT INTO public.items VALUES (4)")
+	d.Exec(t, "INSERT INTO public.items VALUES (4)")
 	if next := readN(t, s, 1); !next[0].Key.Equal(change.Key{{Name: "id", Value: change.Int(4)}}) {
 		t.Fatalf("after a full ack, got %s", next[0].String())
 	}
@@ -270,17 +270,17 @@ func TestPartlyAckedTransactionIsNotConfirmed(t *testing.T) {
 // WAL for the slot: with nothing left to ack, the slot follows the WAL.
 func TestIdleStreamConfirmsLatestPosition(t *testing.T) {
 	d := newDB(t)
-	d.exec(t,
+	d.Exec(t,
 		"CREATE TABLE public.items (id int PRIMARY KEY)",
 		"CREATE TABLE public.other (id int PRIMARY KEY)")
 	s := d.open(t, nil, "public.items")
-	d.exec(t, "INSERT INTO public.items VALUES (1)")
+	d.Exec(t, "INSERT INTO public.items VALUES (1)")
 	ack(t, s, readN(t, s, 1)[0].Position)
 	for i := range 20 {
-		d.exec(t, "INSERT INTO public.other VALUES ("+strconv.Itoa(i)+")")
+		d.Exec(t, "INSERT INTO public.other VALUES ("+strconv.Itoa(i)+")")
 	}
 	var walEnd uint64
-	if err := d.conn.QueryRow(context.Background(), "SELECT pg_current_wal_lsn() - '0/0'").Scan(&walEnd); err != nil {
+	if err := d.Conn.QueryRow(context.Background(), "SELECT pg_current_wal_lsn() - '0/0'").Scan(&walEnd); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -289,7 +289,7 @@ func TestIdleStreamConfirmsLatestPosition(t *testing.T) {
 	defer tick.Stop()
 	for {
 		var confirmed uint64
-		err := d.conn.QueryRow(ctx, "SELECT confirmed_flush_lsn - '0/0' FROM pg_replication_slots WHERE slot_name = 'dvsync'").Scan(&confirmed)
+		err := d.Conn.QueryRow(ctx, "SELECT confirmed_flush_lsn - '0/0' FROM pg_replication_slots WHERE slot_name = 'dvsync'").Scan(&confirmed)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -306,21 +306,21 @@ func TestIdleStreamConfirmsLatestPosition(t *testing.T) {
 
 func TestOriginAndTransactionDetails(t *testing.T) {
 	d := newDB(t)
-	d.exec(t, "CREATE TABLE public.items (id int PRIMARY KEY)")
+	d.Exec(t, "CREATE TABLE public.items (id int PRIMARY KEY)")
 	s := d.open(t, nil, "public.items")
 	before := time.Now().Add(-time.Minute)
 	// Origins belong to the cluster, which other tests share.
 	var origin string
-	if err := d.conn.QueryRow(context.Background(), "SELECT 'o_' || current_database()").Scan(&origin); err != nil {
+	if err := d.Conn.QueryRow(context.Background(), "SELECT 'o_' || current_database()").Scan(&origin); err != nil {
 		t.Fatal(err)
 	}
-	d.exec(t,
+	d.Exec(t,
 		"INSERT INTO public.items VALUES (1)",
 		"SELECT pg_replication_origin_create('"+origin+"')")
-	t.Cleanup(func() { d.exec(t, "SELECT pg_replication_origin_drop('"+origin+"')") })
+	t.Cleanup(func() { d.Exec(t, "SELECT pg_replication_origin_drop('"+origin+"')") })
 	// A replication origin marks a session's transactions, the way
 	// dvsync's PostgreSQL sink marks its own writes.
-	tx, err := d.conn.Begin(context.Background())
+	tx, err := d.Conn.Begin(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -337,7 +337,7 @@ func TestOriginAndTransactionDetails(t *testing.T) {
 	if err := tx.Commit(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	d.exec(t, "SELECT pg_replication_origin_session_reset()")
+	d.Exec(t, "SELECT pg_replication_origin_session_reset()")
 
 	recs := readN(t, s, 2)
 	if o := recs[0].Origin; o.System != "postgres" || o.Name != "" {

@@ -15,7 +15,7 @@ import (
 // past 64 kB of changes.
 func streamingSource(t *testing.T, d *db, tables ...string) *Source {
 	t.Helper()
-	s, err := New(Config{DSN: d.dsn, Tables: tables, StatusInterval: 50 * time.Millisecond, DecodingWorkMem: "64kB"}, testLogger(t))
+	s, err := New(Config{DSN: d.DSN, Tables: tables, StatusInterval: 50 * time.Millisecond, DecodingWorkMem: "64kB"}, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,7 +31,7 @@ func streamingSource(t *testing.T, d *db, tables ...string) *Source {
 func (d *db) streamedTxns(t *testing.T) int64 {
 	t.Helper()
 	var n int64
-	err := d.conn.QueryRow(context.Background(),
+	err := d.Conn.QueryRow(context.Background(),
 		"SELECT stream_txns FROM pg_stat_replication_slots WHERE slot_name = 'dvsync'").Scan(&n)
 	if err != nil {
 		t.Fatal(err)
@@ -44,10 +44,10 @@ func (d *db) streamedTxns(t *testing.T) int64 {
 // would have, while the source's heap stays small.
 func TestLargeTransactionStreamed(t *testing.T) {
 	d := newDB(t)
-	d.exec(t, "CREATE TABLE public.items (id int PRIMARY KEY, v text)")
+	d.Exec(t, "CREATE TABLE public.items (id int PRIMARY KEY, v text)")
 	s := streamingSource(t, d, "public.items")
 	const rows = 200_000
-	d.exec(t, "INSERT INTO public.items SELECT i, 'value ' || i FROM generate_series(1, 200000) i")
+	d.Exec(t, "INSERT INTO public.items SELECT i, 'value ' || i FROM generate_series(1, 200000) i")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	var (
@@ -98,11 +98,11 @@ func positionAt(commit uint64, index uint64) change.Position {
 // indexes of the committed changes leave no gap for them.
 func TestStreamedTransactionAborts(t *testing.T) {
 	d := newDB(t)
-	d.exec(t, "CREATE TABLE public.items (id int PRIMARY KEY, v text)")
+	d.Exec(t, "CREATE TABLE public.items (id int PRIMARY KEY, v text)")
 	s := streamingSource(t, d, "public.items")
 	ctx := context.Background()
 
-	tx, err := d.conn.Begin(ctx)
+	tx, err := d.Conn.Begin(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +112,7 @@ func TestStreamedTransactionAborts(t *testing.T) {
 	if err := tx.Rollback(ctx); err != nil {
 		t.Fatal(err)
 	}
-	d.exec(t, `DO $$
+	d.Exec(t, `DO $$
 		BEGIN
 			INSERT INTO public.items SELECT i, repeat('x', 100) FROM generate_series(1, 3000) i;
 			BEGIN
@@ -122,7 +122,7 @@ func TestStreamedTransactionAborts(t *testing.T) {
 			END;
 			INSERT INTO public.items VALUES (3001, 'last');
 		END $$`)
-	d.exec(t, "INSERT INTO public.items VALUES (0, 'after')")
+	d.Exec(t, "INSERT INTO public.items VALUES (0, 'after')")
 
 	recs := readN(t, s, 3002)
 	for i, r := range recs[:3001] {
