@@ -22,8 +22,9 @@
 //     lookuplogicalname and associatednavigationproperty annotations on
 //     request.
 //   - Queries: $select, $filter (eq ne gt ge lt le, and or not, parentheses,
-//     contains/startswith/endswith, null, parameter aliases), $orderby, $top,
-//     $count and paging with Prefer: odata.maxpagesize and @odata.nextLink.
+//     contains/startswith/endswith, null, parameter aliases,
+//     Microsoft.Dynamics.CRM.ContainValues for multi-select choices),
+//     $orderby, $top, $count, <set>/$count as text, and paging with Prefer: odata.maxpagesize and @odata.nextLink.
 //   - $expand of single-valued navigation properties (lookups) with a nested
 //     $select, on single rows and on lists.
 //   - $batch: multipart/mixed requests and responses, change sets applied
@@ -36,8 +37,10 @@
 //     @odata.deltaLink; the link returns rows created or changed since and
 //     deletions as $deletedEntity entries, paged like any query.
 //   - Metadata: $metadata (CSDL), EntityDefinitions (by LogicalName or
-//     MetadataId, as a collection with $filter), their Keys and Attributes,
-//     $expand of those; and the WhoAmI function.
+//     MetadataId, as a collection with $filter), their Keys and Attributes
+//     (with MaxLength, Precision, MinValue/MaxValue and RequiredLevel), the
+//     Attributes/Microsoft.Dynamics.CRM.<Type>AttributeMetadata cast with
+//     $expand=OptionSet, $expand of those; and the WhoAmI function.
 //   - Identity: a static bearer token, and an OAuth 2.0 client-credentials
 //     token endpoint (/{tenant}/oauth2/v2.0/token) issuing expiring tokens
 //     for configured applications. Each caller is a systemusers row whose

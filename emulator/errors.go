@@ -22,6 +22,7 @@ func (e *apiError) Error() string {
 // Microsoft's web service error code list.
 const (
 	codeUnexpected               = "0x80040216" // UnexpectedError
+	codeInvalidArgument          = "0x80040203" // InvalidArgument
 	codeObjectDoesNotExist       = "0x80040217" // ObjectDoesNotExist
 	codeDuplicateRecord          = "0x80040237" // DuplicateRecord
 	codeMoneySizeExceeded        = "0x80040317" // MoneySizeExceeded
@@ -74,6 +75,15 @@ func errPayload(entitySet, inner string) *apiError {
 	return &apiError{http.StatusBadRequest, codePayload, fmt.Sprintf(
 		"Error identified in Payload provided by the user for Entity :'%s', For more information on this error please follow this help link %s  ---->  InnerException : Microsoft.OData.ODataException: %s",
 		entitySet, payloadHelpLink, inner)}
+}
+
+// errRequired answers a write that leaves a required column without a value.
+// Dataverse's error list has no code for it in the Web API; InvalidArgument
+// is the documented code its platform uses for a null where one is not
+// allowed.
+func errRequired(a *attrDef) *apiError {
+	return &apiError{http.StatusBadRequest, codeInvalidArgument,
+		fmt.Sprintf("Attribute '%s' cannot be NULL. It is a required column (RequiredLevel ApplicationRequired).", a.name)}
 }
 
 func errNotFoundByID(logicalName, id string) *apiError {

@@ -238,6 +238,8 @@ func (p *filterParser) parseFunc() (filterNode, error) {
 	name := p.next()
 	switch name.text {
 	case "contains", "startswith", "endswith":
+	case containValuesFunc:
+		return p.parseContainValues()
 	default:
 		return nil, errBadQuery("An unknown function with name '%s' was found. This may also be a function import or a key lookup on a navigation property, which is not allowed.", name.text)
 	}

@@ -28,6 +28,8 @@ const (
 	tokRParen
 	tokComma
 	tokEquals
+	tokLBracket
+	tokRBracket
 )
 
 type token struct {
@@ -65,6 +67,12 @@ func lex(s string) ([]token, error) {
 		case '=':
 			toks = append(toks, token{tokEquals, "=", i})
 			i++
+		case '[':
+			toks = append(toks, token{tokLBracket, "[", i})
+			i++
+		case ']':
+			toks = append(toks, token{tokRBracket, "]", i})
+			i++
 		case '\'':
 			start := i
 			var b strings.Builder
@@ -90,7 +98,7 @@ func lex(s string) ([]token, error) {
 			toks = append(toks, token{tokString, b.String(), start})
 		default:
 			start := i
-			for i < len(s) && !strings.ContainsRune(" \t\r\n(),='", rune(s[i])) {
+			for i < len(s) && !strings.ContainsRune(" \t\r\n(),='[]", rune(s[i])) {
 				i++
 			}
 			w := s[start:i]
@@ -159,7 +167,7 @@ func literalValue(a *attrDef, tok token) (v any, ok bool) {
 		return nil, true
 	}
 	switch a.typ {
-	case tString, tMemo:
+	case tString, tMemo, tMultiSelect:
 		if tok.kind == tokString {
 			return tok.text, true
 		}

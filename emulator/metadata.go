@@ -13,7 +13,8 @@ import (
 // client needs to address tables and rows. Metadata queries are not paged.
 
 // metaProp is one property of a metadata record: string, bool, nil,
-// uuid.UUID or []string.
+// int64, float64, uuid.UUID, []string, a nested metaRecord (a complex value)
+// or []metaRecord.
 type metaProp struct {
 	name string
 	val  any
@@ -45,7 +46,11 @@ func newMetaType(name string, sample metaRecord) *metaType {
 			typ = tBoolean
 		case uuid.UUID:
 			typ = tGUID
-		case []string:
+		case int64:
+			typ = tBigInt
+		case float64:
+			typ = tDouble
+		case []string, metaRecord, []metaRecord:
 			continue
 		default:
 			typ = tString
@@ -58,7 +63,7 @@ func newMetaType(name string, sample metaRecord) *metaType {
 var (
 	entityMetaType = newMetaType("Microsoft.Dynamics.CRM.EntityMetadata", entityRecord(&tableDef{}))
 	keyMetaType    = newMetaType("Microsoft.Dynamics.CRM.EntityKeyMetadata", keyRecord(&tableDef{}, &keyDef{}))
-	attrMetaType   = newMetaType("Microsoft.Dynamics.CRM.AttributeMetadata", attributeRecord(&tableDef{}, &attrDef{}))
+	attrMetaType   = newMetaType("Microsoft.Dynamics.CRM.AttributeMetadata", attrMetaSamples())
 )
 
 func entityRecord(d *tableDef) metaRecord {
@@ -95,10 +100,6 @@ func keyRecord(d *tableDef, k *keyDef) metaRecord {
 }
 
 func attributeRecord(d *tableDef, a *attrDef) metaRecord {
-	typeName := a.typ.metadataName()
-	if a.typ == tGUID {
-		typeName = "UniqueIdentifier"
-	}
 	var targets any
 	if a.typ == tLookup {
 		names := make([]string, len(a.targets))
@@ -107,13 +108,15 @@ func attributeRecord(d *tableDef, a *attrDef) metaRecord {
 		}
 		targets = names
 	}
-	return metaRecord{
-		{"@odata.type", "#Microsoft.Dynamics.CRM." + typeName + "AttributeMetadata"},
+	rec := metaRecord{
+		{"@odata.type", "#Microsoft.Dynamics.CRM." + a.metadataTypeName()},
 		{"MetadataId", uuid.NewSHA1(metadataNamespace, []byte("attribute/"+d.logical+"/"+a.name))},
 		{"LogicalName", a.name},
 		{"SchemaName", a.name},
 		{"EntityLogicalName", d.logical},
 		{"AttributeType", a.typ.metadataName()},
+		{"AttributeTypeName", metaRecord{{"Value", a.attributeTypeName()}}},
+		{"RequiredLevel", metaRecord{{"Value", a.requiredLevel()}, {"CanBeChanged", !a.system}, {"ManagedPropertyLogicalName", "canmodifyrequirementlevelsettings"}}},
 		{"IsPrimaryId", a.primaryID},
 		{"IsPrimaryName", a.name == d.primaryName},
 		{"IsValidForCreate", !a.readOnly},
@@ -121,6 +124,7 @@ func attributeRecord(d *tableDef, a *attrDef) metaRecord {
 		{"IsValidForRead", true},
 		{"Targets", targets},
 	}
+	return append(rec, typedMetaProps(a)...)
 }
 
 func (m metaRecord) values() map[string]any {
@@ -254,6 +258,8 @@ func appendMetaValue(buf []byte, v any) []byte {
 		return fmt.Append(buf, x)
 	case uuid.UUID:
 		return appendJSONString(buf, x.String())
+	case int64, float64:
+		return appendMetaNumber(buf, x)
 	case []string:
 		buf = append(buf, '[')
 		for i, s := range x {
@@ -261,6 +267,17 @@ func appendMetaValue(buf []byte, v any) []byte {
 				buf = append(buf, ',')
 			}
 			buf = appendJSONString(buf, s)
+		}
+		return append(buf, ']')
+	case metaRecord:
+		return append(appendMetaRecord(buf, "", x, nil), '}')
+	case []metaRecord:
+		buf = append(buf, '[')
+		for i, m := range x {
+			if i > 0 {
+				buf = append(buf, ',')
+			}
+			buf = append(appendMetaRecord(buf, "", m, nil), '}')
 		}
 		return append(buf, ']')
 	}
@@ -297,11 +314,15 @@ func (s *Server) serveEntityDefinitions(w http.ResponseWriter, req *request, seg
 		}
 		return serveMetaCollection(w, req, keyMetaType, recs, segs[1:], fmt.Sprintf("EntityDefinitions(%s)/Keys", d.metadataID))
 	case "Attributes":
+		ctx := fmt.Sprintf("EntityDefinitions(%s)/Attributes", d.metadataID)
+		if len(segs) == 3 && !segs[1].hasArg {
+			return serveAttributeCast(w, req, d, segs[2], ctx)
+		}
 		recs := make([]metaRecord, len(d.attrs))
 		for i, a := range d.attrs {
 			recs[i] = attributeRecord(d, a)
 		}
-		return serveMetaCollection(w, req, attrMetaType, recs, segs[1:], fmt.Sprintf("EntityDefinitions(%s)/Attributes", d.metadataID))
+		return serveMetaCollection(w, req, attrMetaType, recs, segs[1:], ctx)
 	}
 	return errSegmentNotFound(segs[1].name)
 }

@@ -25,6 +25,7 @@ const (
 	tDateOnly
 	tGUID
 	tPicklist
+	tMultiSelect
 	tLookup
 	tState
 	tStatus
@@ -34,20 +35,20 @@ var attrTypeNames = map[string]attrType{
 	"string": tString, "memo": tMemo, "integer": tInteger, "bigint": tBigInt,
 	"decimal": tDecimal, "double": tDouble, "money": tMoney, "boolean": tBoolean,
 	"datetime": tDateTime, "dateonly": tDateOnly, "uniqueidentifier": tGUID,
-	"picklist": tPicklist, "lookup": tLookup,
+	"picklist": tPicklist, "multiselectpicklist": tMultiSelect, "lookup": tLookup,
 	"state": tState, "status": tStatus,
 }
 
 // userTypeNames are the types a schema may declare, in documentation order.
 var userTypeNames = []string{
 	"string", "memo", "integer", "bigint", "decimal", "double", "money", "boolean",
-	"datetime", "dateonly", "uniqueidentifier", "picklist", "lookup",
+	"datetime", "dateonly", "uniqueidentifier", "picklist", "multiselectpicklist", "lookup",
 }
 
 // edmType is the CSDL type of the column's Web API property.
 func (t attrType) edmType() string {
 	switch t {
-	case tString, tMemo:
+	case tString, tMemo, tMultiSelect:
 		return "Edm.String"
 	case tInteger, tPicklist, tState, tStatus:
 		return "Edm.Int32"
@@ -68,11 +69,13 @@ func (t attrType) edmType() string {
 	}
 }
 
-// metadataName is the AttributeMetadata.AttributeType value.
+// metadataName is the AttributeMetadata.AttributeType value. Multi-select
+// choices are "Virtual" columns in Dataverse's metadata; their
+// AttributeTypeName says what they are.
 func (t attrType) metadataName() string {
 	return [...]string{
 		"String", "Memo", "Integer", "BigInt", "Decimal", "Double", "Money", "Boolean",
-		"DateTime", "DateTime", "Uniqueidentifier", "Picklist", "Lookup", "State", "Status",
+		"DateTime", "DateTime", "Uniqueidentifier", "Picklist", "Virtual", "Lookup", "State", "Status",
 	}[t]
 }
 
@@ -87,6 +90,7 @@ type attrDef struct {
 	targets   []*tableDef
 	navs      []string // navigation property per target (lookups)
 	primaryID bool
+	required  bool // RequiredLevel ApplicationRequired
 	readOnly  bool // maintained by the emulator; ignored in request bodies
 	system    bool
 }
@@ -118,6 +122,7 @@ type tableDef struct {
 	byName         map[string]*attrDef // by logical name
 	navs           map[string]navProp  // by navigation property name
 	keys           []*keyDef
+	required       []*attrDef // columns every row must have
 }
 
 // typeName is the entity type's qualified name used in OData messages.
@@ -210,7 +215,7 @@ func compileSchema(s *Schema) ([]*tableDef, error) {
 }
 
 func compileAttribute(a Attribute, tables map[string]*tableDef) *attrDef {
-	ad := &attrDef{name: a.Name, typ: attrTypeNames[a.Type], maxLength: a.MaxLength}
+	ad := &attrDef{name: a.Name, typ: attrTypeNames[a.Type], maxLength: a.MaxLength, required: a.Required}
 	switch ad.typ {
 	case tString:
 		if ad.maxLength == 0 {
@@ -225,7 +230,7 @@ func compileAttribute(a Attribute, tables map[string]*tableDef) *attrDef {
 		if a.Precision != nil {
 			ad.precision = *a.Precision
 		}
-	case tPicklist:
+	case tPicklist, tMultiSelect:
 		ad.options = append([]int(nil), a.Options...)
 	case tLookup:
 		for _, target := range a.Targets {
@@ -249,6 +254,9 @@ func (d *tableDef) add(a *attrDef) {
 		}
 	}
 	d.attrs = append(d.attrs, a)
+	if a.required {
+		d.required = append(d.required, a)
+	}
 	d.byProp[a.prop] = a
 	d.byName[a.name] = a
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -86,6 +87,36 @@ func parseListQuery(d *tableDef, q url.Values) (*listQuery, error) {
 		}
 	}
 	return lq, nil
+}
+
+// count answers GET <set>/$count: the number of rows matching $filter as
+// text/plain. Like @odata.count it stops at 5000, the most Dataverse counts.
+func (s *Server) count(w http.ResponseWriter, req *request, ts *tableStore) error {
+	if req.Method != http.MethodGet {
+		return errMethodNotAllowed(req.Method)
+	}
+	if err := checkOptions(req.query, "$filter"); err != nil {
+		return err
+	}
+	var filter filterNode
+	if f := req.query.Get("$filter"); req.query.Has("$filter") {
+		var err error
+		if filter, err = parseFilter(ts.def, f, req.query); err != nil {
+			return err
+		}
+	}
+	n := 0
+	for _, r := range ts.snapshot() {
+		if filter == nil || filter.eval(r.vals) {
+			n++
+		}
+	}
+	body := strconv.Itoa(min(n, maxPageSize))
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(http.StatusOK)
+	_, _ = io.WriteString(w, body)
+	return nil
 }
 
 func parseOrderBy(d *tableDef, expr string) ([]orderTerm, error) {

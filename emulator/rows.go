@@ -16,6 +16,9 @@ func (s *Server) serveEntitySet(w http.ResponseWriter, req *request, ts *tableSt
 		if action, ok := bulkActions[segs[1].name]; ok {
 			return s.serveBulk(w, req, ts, action)
 		}
+		if segs[1].name == "$count" {
+			return s.count(w, req, ts)
+		}
 	}
 	if len(segs) > 1 {
 		return errNotImplemented("Property, navigation and bound-operation paths")

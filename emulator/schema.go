@@ -78,7 +78,8 @@ type Attribute struct {
 	// Name is the column's logical name (lower case).
 	Name string `yaml:"name"`
 	// Type is one of string, memo, integer, bigint, decimal, double, money,
-	// boolean, datetime, dateonly, uniqueidentifier, picklist, lookup.
+	// boolean, datetime, dateonly, uniqueidentifier, picklist,
+	// multiselectpicklist, lookup.
 	Type string `yaml:"type"`
 	// MaxLength bounds string (default 100, at most 4000) and memo (default
 	// 2000, at most 1048576) values, counted in UTF-16 code units as
@@ -88,8 +89,14 @@ type Attribute struct {
 	// 0–10), money (default 2, 0–4) and double (default 2, 0–5) values;
 	// written values are rounded to it.
 	Precision *int `yaml:"precision,omitempty"`
-	// Options lists the values a picklist accepts.
+	// Options lists the values a picklist or multiselectpicklist accepts.
 	Options []int `yaml:"options,omitempty"`
+	// Required makes the column ApplicationRequired: a create (or an upsert
+	// that creates) must give it a value and no write may set it to null.
+	// Unlike real Dataverse, which leaves ApplicationRequired to forms, the
+	// emulator enforces it, so that a mapping that omits a required column
+	// fails in tests rather than in production forms and flows.
+	Required bool `yaml:"required,omitempty"`
 	// Targets lists the logical names of the tables a lookup may point at.
 	// With one target the navigation property is Name; with several it is
 	// Name + "_" + target, the pattern of Dataverse's polymorphic lookups
@@ -405,9 +412,9 @@ func validateAttribute(a *Attribute, path string, tables map[string]int) []probl
 			add(".precision", "%d is out of range 0..%d for %s", *a.Precision, limit, a.Type)
 		}
 	}
-	if typ == tPicklist {
+	if typ == tPicklist || typ == tMultiSelect {
 		if len(a.Options) == 0 {
-			add(".options", "a picklist needs at least one option")
+			add(".options", "a %s needs at least one option", a.Type)
 		}
 		seen := map[int]bool{}
 		for i, o := range a.Options {
@@ -420,7 +427,7 @@ func validateAttribute(a *Attribute, path string, tables map[string]int) []probl
 			seen[o] = true
 		}
 	} else if len(a.Options) > 0 {
-		add(".options", "only picklist attributes have options")
+		add(".options", "only picklist and multiselectpicklist attributes have options")
 	}
 	if typ == tLookup {
 		if len(a.Targets) == 0 {

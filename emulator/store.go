@@ -129,6 +129,11 @@ func (ts *tableStore) insert(id uuid.UUID, vals map[string]any, st stamp) (*row,
 	r.vals["createdby"] = by
 	r.vals["modifiedby"] = by
 	r.vals["versionnumber"] = st.version
+	for _, a := range ts.def.required {
+		if r.vals[a.name] == nil {
+			return nil, errRequired(a)
+		}
+	}
 	if err := ts.checkUnique(r.vals, id); err != nil {
 		return nil, err
 	}
@@ -153,6 +158,9 @@ func (ts *tableStore) update(old *row, changes map[string]any, st stamp) (*row, 
 	r := &row{id: old.id, version: st.version, vals: maps.Clone(old.vals)}
 	for k, v := range changes {
 		if v == nil {
+			if a := ts.def.byName[k]; a != nil && a.required {
+				return nil, errRequired(a)
+			}
 			delete(r.vals, k)
 		} else {
 			r.vals[k] = v

@@ -18,6 +18,7 @@ import (
 // Stored values are typed Go values, one representation per column type:
 //
 //	string, memo                         string
+//	multiselectpicklist                  string: option values joined by ","
 //	integer, bigint, picklist, state/status int64
 //	decimal, money                       *apd.Decimal (never mutated once stored)
 //	double                               float64
@@ -109,6 +110,13 @@ func decodeValue(d *tableDef, a *attrDef, raw any) (any, error) {
 		}
 		return v, nil
 
+	case tMultiSelect:
+		s, ok := raw.(string)
+		if !ok {
+			return nil, cannot()
+		}
+		return decodeMultiSelect(d, a, s)
+
 	case tDecimal, tMoney:
 		n, ok := raw.(json.Number)
 		if !ok {
@@ -188,6 +196,33 @@ func decodeValue(d *tableDef, a *attrDef, raw any) (any, error) {
 		return id, nil
 	}
 	return nil, cannot()
+}
+
+// decodeMultiSelect validates a multi-select value, the option values
+// separated by commas ("100000000,100000001"), and stores it in canonical
+// form: no spaces, each option once, in the order given. An empty string
+// clears the column.
+func decodeMultiSelect(d *tableDef, a *attrDef, s string) (any, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
+	parts := strings.Split(s, ",")
+	seen := make([]int, 0, len(parts))
+	for _, p := range parts {
+		v, err := strconv.ParseInt(strings.TrimSpace(p), 10, 32)
+		if err != nil {
+			return nil, errPayload(d.set, fmt.Sprintf("Cannot convert the literal '%s' to the expected type 'Edm.Int32'.", p))
+		}
+		if !containsInt(a.options, int(v)) {
+			return nil, &apiError{http.StatusBadRequest, codeValueOutOfRange, fmt.Sprintf(
+				"A validation error occurred. The value %d of '%s' on record of type '%s' is outside the valid range. Accepted Values: %s",
+				v, a.name, d.logical, formatInts(a.options))}
+		}
+		if !containsInt(seen, int(v)) {
+			seen = append(seen, int(v))
+		}
+	}
+	return formatInts(seen), nil
 }
 
 // parseDateTime accepts the ISO 8601 forms Dataverse accepts for
@@ -411,7 +446,7 @@ func formatCursor(v any) string {
 
 func parseCursor(a *attrDef, s string) (any, error) {
 	switch a.typ {
-	case tString, tMemo:
+	case tString, tMemo, tMultiSelect:
 		return s, nil
 	case tInteger, tBigInt, tPicklist, tState, tStatus:
 		return strconv.ParseInt(s, 10, 64)

@@ -115,6 +115,7 @@ tables:
       - {name: creditlimit, type: money}
       - {name: birthdate, type: datetime}
       - {name: preferredcontactmethodcode, type: picklist, options: [1, 2, 3]}
+      - {name: interests, type: multiselectpicklist, options: [100000000, 100000001, 100000002]}
       - {name: parentcustomerid, type: lookup, targets: [account]}
 webhooks:
 %s
@@ -202,7 +203,7 @@ func TestWebhookCreateUpdateDelete(t *testing.T) {
 	acct := a.create("accounts", map[string]any{"name": "Contoso"})
 	r := a.do("POST", "contacts", map[string]any{
 		"firstname": "Nancy", "lastname": "Anderson", "jobtitle": "Buyer", "creditlimit": 10000,
-		"birthdate": "1980-02-03T04:05:06Z", "preferredcontactmethodcode": 1,
+		"birthdate": "1980-02-03T04:05:06Z", "preferredcontactmethodcode": 1, "interests": "100000002,100000000",
 		"parentcustomerid@odata.bind": "accounts(" + acct + ")",
 	}, "Authorization", bearer).must(t, http.StatusNoContent)
 	id := r.header.Get("OData-EntityId")
@@ -262,6 +263,11 @@ func TestWebhookCreateUpdateDelete(t *testing.T) {
 	}
 	if v := attrs["preferredcontactmethodcode"].(map[string]any); v["__type"] != "OptionSetValue:http://schemas.microsoft.com/xrm/2011/Contracts" || v["Value"] != json.Number("1") {
 		t.Errorf("choice %v", v)
+	}
+	// A multi-select choice is an OptionSetValueCollection: one OptionSetValue per choice.
+	if v, _ := attrs["interests"].([]any); len(v) != 2 || v[0].(map[string]any)["__type"] != "OptionSetValue:http://schemas.microsoft.com/xrm/2011/Contracts" ||
+		v[0].(map[string]any)["Value"] != json.Number("100000002") || v[1].(map[string]any)["Value"] != json.Number("100000000") {
+		t.Errorf("multi-select choice %v", attrs["interests"])
 	}
 	if v := attrs["creditlimit"].(map[string]any); v["__type"] != "Money:http://schemas.microsoft.com/xrm/2011/Contracts" || v["Value"] != json.Number("10000.0000") {
 		t.Errorf("money %v", v)

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/cockroachdb/apd/v3"
@@ -238,6 +240,17 @@ func xrmValue(a *attrDef, v any) any {
 	case int64:
 		if a.typ == tPicklist || a.typ == tState || a.typ == tStatus {
 			return xrmTyped{Type: typeOptionSet, Value: x}
+		}
+		return x
+	case string:
+		if a.typ == tMultiSelect {
+			// An OptionSetValueCollection: one OptionSetValue per choice.
+			var out []xrmTyped
+			for _, p := range strings.Split(x, ",") {
+				n, _ := strconv.ParseInt(p, 10, 64)
+				out = append(out, xrmTyped{Type: typeOptionSet, Value: n})
+			}
+			return out
 		}
 		return x
 	case *apd.Decimal:
