@@ -78,13 +78,28 @@ type HTTP struct {
 	Listen string `yaml:"listen"`
 }
 
-// State configures the embedded state store.
+// State configures where dvsync keeps positions and dead letters: an
+// embedded file (Path) or tables in PostgreSQL (Postgres), exactly one.
 type State struct {
 	// Path is the bbolt file holding positions and dead letters. A
 	// relative path is relative to the working directory, not to the
 	// config file, because config folders are often read-only (a mounted
-	// ConfigMap). Default: ./dvsync-state.db.
+	// ConfigMap). Default: ./dvsync-state.db, unless postgres is given.
 	Path string `yaml:"path"`
+	// Postgres keeps the state in a PostgreSQL database instead, for
+	// hosts whose local disk does not survive a restart.
+	Postgres StatePostgres `yaml:"postgres"`
+}
+
+// StatePostgres says which PostgreSQL database and schema hold the state.
+type StatePostgres struct {
+	// DSN is the connection string of the database (postgres://... URL
+	// or key=value). Required when postgres is given.
+	DSN Secret `yaml:"dsn"`
+	// Schema holds the tables dvsync_positions and dvsync_dead_letters,
+	// created with them if missing. One dvsync process at a time may use
+	// a schema. Default (also when empty): public.
+	Schema string `yaml:"schema"`
 }
 
 // Dataverse says where and how to reach the Dataverse Web API.
@@ -269,6 +284,13 @@ func Parse(data []byte, path string, env func(string) (string, bool)) (*Config, 
 	}
 	c.Path = path
 	c.pos = pos
+	if _, ok := pos["state.path"]; !ok {
+		if _, ok := pos["state.postgres"]; ok {
+			// The default file gives way to a PostgreSQL store: only
+			// a path actually written conflicts with one.
+			c.State.Path = ""
+		}
+	}
 	var invalid yamlfile.Problems
 	c.validate(&invalid)
 	invalid = invalid.Without(failed)

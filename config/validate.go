@@ -100,8 +100,12 @@ func (h *HTTP) validate(ps *yamlfile.Problems, path string) {
 func (s *State) Validate() error { return check(s.validate) }
 
 func (s *State) validate(ps *yamlfile.Problems, path string) {
-	if s.Path == "" {
-		ps.Add(yamlfile.JoinPath(path, "path"), "required: the file to keep positions and dead letters in")
+	pg := s.Postgres
+	switch {
+	case s.Path != "" && pg.DSN != "":
+		ps.Add(yamlfile.JoinPath(path, "postgres"), "give state.path or state.postgres, not both")
+	case s.Path == "" && pg.DSN == "":
+		ps.Add(path, "required: path (a file) or postgres.dsn (a database) to keep positions and dead letters in")
 	}
 }
 

@@ -43,13 +43,13 @@ func letter(pipeline string, i int) DeadLetter {
 	}
 }
 
-func TestBoltPersistsAcrossReopen(t *testing.T) {
+func TestStorePersistsAcrossReopen(t *testing.T) {
+	eachStore(t, testPersistsAcrossReopen)
+}
+
+func testPersistsAcrossReopen(t *testing.T, open opener) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "state.db")
-	s, err := OpenBolt(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := open.must(t)
 	if err := s.SavePosition(ctx, "app", change.Position("lsn-1")); err != nil {
 		t.Fatal(err)
 	}
@@ -63,19 +63,7 @@ func TestBoltPersistsAcrossReopen(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	fi, err := os.Stat(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if fi.Mode().Perm() != 0o600 {
-		t.Errorf("file mode %v, want 0600", fi.Mode().Perm())
-	}
-
-	s, err = OpenBolt(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
+	s = open.must(t)
 	pos, err := s.Position(ctx, "app")
 	if err != nil || string(pos) != "lsn-2" {
 		t.Errorf("Position = %q, %v", pos, err)
@@ -99,9 +87,25 @@ func TestBoltPersistsAcrossReopen(t *testing.T) {
 	assertReasons(t, s, "app", 0, "reason 1", "reason 2", "reason 3")
 }
 
-func TestBoltPosition(t *testing.T) {
+func TestBoltFileMode(t *testing.T) {
+	_, path := openTemp(t)
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("file mode %v, want 0600", fi.Mode().Perm())
+	}
+}
+
+func TestStorePosition(t *testing.T) {
+	eachStore(t, func(t *testing.T, open opener) {
+		testPosition(t, open.must(t))
+	})
+}
+
+func testPosition(t *testing.T, s Store) {
 	ctx := context.Background()
-	s, _ := openTemp(t)
 	pos, err := s.Position(ctx, "never")
 	if err != nil || pos != nil {
 		t.Errorf("unsaved Position = %#v, %v; want nil", pos, err)
@@ -123,9 +127,14 @@ func TestBoltPosition(t *testing.T) {
 	}
 }
 
-func TestBoltDeadLettersOrderAndLimit(t *testing.T) {
+func TestStoreDeadLettersOrderAndLimit(t *testing.T) {
+	eachStore(t, func(t *testing.T, open opener) {
+		testDeadLettersOrderAndLimit(t, open.must(t))
+	})
+}
+
+func testDeadLettersOrderAndLimit(t *testing.T, s Store) {
 	ctx := context.Background()
-	s, _ := openTemp(t)
 	// Pipelines whose names are prefixes of each other, or hold odd bytes,
 	// must not see each other's letters.
 	pipelines := []string{"a", "ab", "a\x00", "b"}
@@ -151,7 +160,7 @@ func TestBoltDeadLettersOrderAndLimit(t *testing.T) {
 	}
 }
 
-func assertReasons(t *testing.T, s *Bolt, pipeline string, limit int, want ...string) {
+func assertReasons(t *testing.T, s Store, pipeline string, limit int, want ...string) {
 	t.Helper()
 	dls, err := s.DeadLetters(context.Background(), pipeline, limit)
 	if err != nil {
@@ -169,9 +178,14 @@ func assertReasons(t *testing.T, s *Bolt, pipeline string, limit int, want ...st
 	}
 }
 
-func TestBoltConcurrentUse(t *testing.T) {
+func TestStoreConcurrentUse(t *testing.T) {
+	eachStore(t, func(t *testing.T, open opener) {
+		testConcurrentUse(t, open.must(t))
+	})
+}
+
+func testConcurrentUse(t *testing.T, s Store) {
 	ctx := context.Background()
-	s, _ := openTemp(t)
 	const writers, rounds = 4, 25
 	var wg sync.WaitGroup
 	for w := range writers {
@@ -219,24 +233,36 @@ func TestBoltConcurrentUse(t *testing.T) {
 	}
 }
 
-func TestBoltSecondOpenFailsFast(t *testing.T) {
-	_, path := openTemp(t)
-	start := time.Now()
-	s2, err := OpenBolt(path)
-	if err == nil {
-		s2.Close()
-		t.Fatal("a second OpenBolt of a file in use succeeded")
-	}
-	if !strings.Contains(err.Error(), "is in use by another dvsync process") {
-		t.Errorf("error = %v", err)
-	}
-	if d := time.Since(start); d > 10*lockTimeout {
-		t.Errorf("second open took %s", d)
-	}
+func TestStoreSecondOpenFailsFast(t *testing.T) {
+	eachStore(t, func(t *testing.T, open opener) {
+		first := open.must(t)
+		start := time.Now()
+		second, err := open()
+		if err == nil {
+			second.Close()
+			t.Fatal("a second open of a store in use succeeded")
+		}
+		if !strings.Contains(err.Error(), "is in use by another dvsync process") {
+			t.Errorf("error = %v", err)
+		}
+		if d := time.Since(start); d > 10*lockTimeout {
+			t.Errorf("second open took %s", d)
+		}
+		// Closing the first releases the store.
+		if err := first.Close(); err != nil {
+			t.Fatal(err)
+		}
+		open.must(t)
+	})
 }
 
-func TestBoltCanceledContext(t *testing.T) {
-	s, _ := openTemp(t)
+func TestStoreCanceledContext(t *testing.T) {
+	eachStore(t, func(t *testing.T, open opener) {
+		testCanceledContext(t, open.must(t))
+	})
+}
+
+func testCanceledContext(t *testing.T, s Store) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	if err := s.SavePosition(ctx, "p", change.Position("x")); !errors.Is(err, context.Canceled) {

@@ -12,9 +12,14 @@ import (
 	"github.com/dvsync/dvsync/change"
 )
 
-func TestBoltDeadLetterGetAndDelete(t *testing.T) {
+func TestStoreDeadLetterGetAndDelete(t *testing.T) {
+	eachStore(t, func(t *testing.T, open opener) {
+		testDeadLetterGetAndDelete(t, open.must(t))
+	})
+}
+
+func testDeadLetterGetAndDelete(t *testing.T, s Store) {
 	ctx := context.Background()
-	s, _ := openTemp(t)
 	write := letter("app", 1)
 	write.Sources = []change.Record{letter("app", 10).Record, letter("app", 11).Record}
 	write.Sources[1].Op = change.OpUpdate

@@ -106,7 +106,7 @@ func runBackfill(ctx context.Context, f backfillFlags, out io.Writer) error {
 		return fmt.Errorf("%s: log: %w", cfg.Path, err)
 	}
 
-	st, cleanup, err := openBackfillState(cfg, f.dryRun)
+	st, cleanup, err := openBackfillState(ctx, cfg, f.dryRun)
 	if err != nil {
 		return err
 	}
@@ -210,11 +210,11 @@ func loadBackfill(path string, names []string) (*config.Config, *mapping.Set, er
 	return cfg, set, nil
 }
 
-// openBackfillState opens the config's state file. A dry run saves
+// openBackfillState opens the config's state store. A dry run saves
 // nothing there: it gets a throwaway store, removed by cleanup.
-func openBackfillState(cfg *config.Config, dryRun bool) (state.Store, func(), error) {
+func openBackfillState(ctx context.Context, cfg *config.Config, dryRun bool) (state.Store, func(), error) {
 	if !dryRun {
-		st, err := state.OpenBolt(cfg.State.Path)
+		st, err := openState(ctx, cfg)
 		if err != nil {
 			return nil, nil, err
 		}

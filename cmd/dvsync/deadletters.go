@@ -60,7 +60,7 @@ func newDLListCmd(o *deadLetterOpts) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			st, err := state.OpenBolt(cfg.State.Path)
+			st, err := openState(cmd.Context(), cfg)
 			if err != nil {
 				return err
 			}
@@ -98,7 +98,7 @@ func newDLShowCmd(o *deadLetterOpts) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			st, err := state.OpenBolt(cfg.State.Path)
+			st, err := openState(cmd.Context(), cfg)
 			if err != nil {
 				return err
 			}
@@ -138,7 +138,7 @@ Exit status: 0 when every letter was delivered, 1 otherwise.`,
 			if err != nil {
 				return err
 			}
-			st, err := state.OpenBolt(cfg.State.Path)
+			st, err := openState(cmd.Context(), cfg)
 			if err != nil {
 				return err
 			}
@@ -190,7 +190,7 @@ func newDLDropCmd(o *deadLetterOpts) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			st, err := state.OpenBolt(cfg.State.Path)
+			st, err := openState(cmd.Context(), cfg)
 			if err != nil {
 				return err
 			}

@@ -27,7 +27,6 @@ import (
 	"github.com/dvsync/dvsync/sink/dataverse"
 	"github.com/dvsync/dvsync/source"
 	"github.com/dvsync/dvsync/source/postgres"
-	"github.com/dvsync/dvsync/state"
 )
 
 // sourceFactory builds the source for one connection, reading the given
@@ -103,7 +102,7 @@ func runDaemon(ctx context.Context, cfg *config.Config, set *mapping.Set, logger
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 
-	st, err := state.OpenBolt(cfg.State.Path)
+	st, err := openState(ctx, cfg)
 	if err != nil {
 		return err
 	}
