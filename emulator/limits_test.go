@@ -3,6 +3,7 @@ package emulator_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -78,13 +79,22 @@ func TestConcurrencyLimit(t *testing.T) {
 	defer cancel()
 	slowDone := make(chan error, 1)
 	go func() {
-		req, _ := http.NewRequestWithContext(ctx, "GET", a.base+"/"+slow, nil)
-		req.Header.Set("Authorization", "Bearer "+testToken)
-		resp, err := http.DefaultClient.Do(req)
-		if err == nil {
+		// The slow request may itself be refused while one of the polling
+		// requests below holds the slot; it tries again until it holds it.
+		for {
+			req, _ := http.NewRequestWithContext(ctx, "GET", a.base+"/"+slow, nil)
+			req.Header.Set("Authorization", "Bearer "+testToken)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				slowDone <- err
+				return
+			}
 			resp.Body.Close()
+			if resp.StatusCode != http.StatusTooManyRequests {
+				slowDone <- fmt.Errorf("slow request answered %s", resp.Status)
+				return
+			}
 		}
-		slowDone <- err
 	}()
 
 	// Once the slow request holds the only slot, others get 429.
