@@ -138,7 +138,9 @@ func TestBackfillResumesAfterKill(t *testing.T) {
 	cfg := e.backfillConfig("{workers: 2, batch_size: 50}")
 
 	cmd, done := e.startBackfill(cfg, "--page-size", "100")
-	waitUntil(t, 120*time.Second, func() bool { return e.accountCount() >= 2000 })
+	// Several ack intervals (200ms) of writing, so that some progress is
+	// durable before the kill.
+	waitUntil(t, 120*time.Second, func() bool { return e.accountCount() >= 8000 })
 	if err := cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
