@@ -26,6 +26,20 @@ type deadLetterOpts struct {
 	pipeline string
 }
 
+// open loads the config file and opens its state store, which fails while
+// a daemon holds it.
+func (o *deadLetterOpts) open(ctx context.Context) (*config.Config, state.Store, error) {
+	cfg, err := config.Load(o.config)
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := openState(ctx, cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cfg, st, nil
+}
+
 func newDeadLettersCmd() *cobra.Command {
 	var o deadLetterOpts
 	cmd := &cobra.Command{
@@ -56,11 +70,7 @@ func newDLListCmd(o *deadLetterOpts) *cobra.Command {
 		Short: "List dead letters, oldest first",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := config.Load(o.config)
-			if err != nil {
-				return err
-			}
-			st, err := openState(cmd.Context(), cfg)
+			cfg, st, err := o.open(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -94,11 +104,7 @@ func newDLShowCmd(o *deadLetterOpts) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			cfg, err := config.Load(o.config)
-			if err != nil {
-				return err
-			}
-			st, err := openState(cmd.Context(), cfg)
+			cfg, st, err := o.open(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -186,11 +192,7 @@ func newDLDropCmd(o *deadLetterOpts) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			cfg, err := config.Load(o.config)
-			if err != nil {
-				return err
-			}
-			st, err := openState(cmd.Context(), cfg)
+			cfg, st, err := o.open(cmd.Context())
 			if err != nil {
 				return err
 			}
