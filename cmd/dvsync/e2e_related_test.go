@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -122,6 +123,10 @@ func TestEndToEndRelatedTables(t *testing.T) {
 	e := newRelatedE2E(t)
 	d := e.startDaemon()
 
+	// Which of a transaction's rows reaches Dataverse first is a race
+	// between workers; holding back the accounts write makes the orders
+	// that refer to those accounts arrive first, every time.
+	e.slowDown("accounts", time.Second)
 	e.exec(`BEGIN;
 	INSERT INTO order_lines VALUES (10, 1, 'widget', 2, 10.25), (10, 2, 'gadget', 1, 99.99),
 	                               (11, 1, 'widget', 4, 10.25);
@@ -185,6 +190,28 @@ func TestEndToEndRelatedTables(t *testing.T) {
 type relatedE2E struct {
 	*e2e
 	config string
+	em     *testenv.Emulator
+}
+
+// slowDown makes the emulator hold the next request whose URL contains
+// match for latency before answering it.
+func (e *relatedE2E) slowDown(match string, latency time.Duration) {
+	e.t.Helper()
+	body := fmt.Sprintf(`{"latency_ms": %d, "count": 1, "match": %q}`, latency.Milliseconds(), match)
+	req, err := http.NewRequest(http.MethodPut, e.em.URL+"/_emulator/faults", strings.NewReader(body))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+e.em.Token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		e.t.Fatalf("PUT /_emulator/faults: %s", resp.Status)
+	}
 }
 
 func newRelatedE2E(t *testing.T) *relatedE2E {
@@ -246,7 +273,7 @@ mappings:
 `), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return &relatedE2E{config: config, e2e: &e2e{t: t, db: db, dv: dv, dir: dir, env: []string{
+	return &relatedE2E{config: config, em: em, e2e: &e2e{t: t, db: db, dv: dv, dir: dir, env: []string{
 		runAsDvsync + "=1",
 		"PG_DSN=" + dsn,
 		"DATAVERSE_URL=" + em.URL,
