@@ -232,7 +232,7 @@ func TestEndToEndSurvivesKill(t *testing.T) {
 		writerDone <- e.workload(txns, &committed)
 	}()
 
-	for _, rows := range []int{300, 1200} {
+	for _, rows := range []int{600, 1800} {
 		waitUntil(t, 60*time.Second, func() bool { return e.accountCount() >= rows })
 		d.kill() // SIGKILL: no drain, no final ack
 		d = e.startDaemon()
