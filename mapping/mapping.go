@@ -64,6 +64,10 @@ type Mapping struct {
 	// Soft says how a soft delete marks the Dataverse row; required with
 	// deletes: soft, and only allowed with it.
 	Soft Soft `yaml:"soft"`
+	// Conflict says how a mapping with direction both settles a record
+	// changed on both sides since it was last synced. Only allowed with
+	// direction both.
+	Conflict Conflict `yaml:"conflict"`
 
 	// File is the file the mapping was read from, as named to Parse.
 	File string `yaml:"-"`
@@ -74,13 +78,32 @@ type Mapping struct {
 	pos yamlfile.Positions
 }
 
-// Source names the table changes are read from.
+// Source names the table or topic changes are read from (and, for
+// mappings from Dataverse, written to).
 type Source struct {
 	// Connection is a key of the daemon config's connections. Required.
 	Connection string `yaml:"connection"`
 	// Table is the schema-qualified table, such as public.customers, as
-	// the source names it (unquoted, case as stored). Required.
+	// the source names it (unquoted, case as stored). Required for
+	// database connections; exactly one of Table and Topic is given.
 	Table string `yaml:"table"`
+	// Topic is the Kafka topic, for Kafka connections.
+	Topic string `yaml:"topic"`
+	// Format is how the topic's messages are encoded: json (a row per
+	// message), debezium (Debezium change events), cloudevents (a row in
+	// a CloudEvent's data) or dataverse-event (Dataverse's
+	// RemoteExecutionContext JSON, as Dataverse posts it to Azure Event
+	// Hubs). Only with topic. Default: json when reading the topic,
+	// debezium when dvsync writes it (direction from-dataverse).
+	Format Format `yaml:"format"`
+	// KeyFields are the message fields that identify a row, for the json
+	// and cloudevents formats. Optional: the message key is used, as a
+	// JSON object of fields or a single value.
+	KeyFields []string `yaml:"key_fields"`
+	// Tombstones, for topics dvsync writes, follows each delete with a
+	// message without a value, so a compacted topic forgets the row.
+	// Default: true, as in Debezium.
+	Tombstones *bool `yaml:"tombstones"`
 	// Key lists the source columns that identify a row of a table without
 	// a primary key (for PostgreSQL: one with REPLICA IDENTITY FULL); the
 	// source keys its records by them. Optional: tables with a primary key
@@ -249,6 +272,67 @@ const (
 func (d Direction) toDataverse() bool   { return d == ToDataverse || d == Both }
 func (d Direction) fromDataverse() bool { return d == FromDataverse || d == Both }
 
+// Format is how a Kafka topic's messages are encoded.
+type Format string
+
+const (
+	// FormatJSON is one JSON object per message, the row's columns.
+	FormatJSON Format = "json"
+	// FormatDebezium is a Debezium change event: before, after, op and
+	// source, with or without the schema wrapper.
+	FormatDebezium Format = "debezium"
+	// FormatCloudEvents is a CloudEvent whose data is the row.
+	FormatCloudEvents Format = "cloudevents"
+	// FormatDataverseEvent is Dataverse's RemoteExecutionContext JSON.
+	FormatDataverseEvent Format = "dataverse-event"
+)
+
+// Conflict configures conflict resolution for a mapping with direction
+// both. See docs/bidirectional.md.
+type Conflict struct {
+	// Policy decides a record changed on both sides since the last sync:
+	// source-wins, dataverse-wins, newest-wins, merge or manual. Default:
+	// newest-wins.
+	Policy Policy `yaml:"policy"`
+	// TieBreak decides what Policy leaves open: for merge, a column
+	// changed on both sides; for newest-wins, equal times. source-wins or
+	// dataverse-wins. Default: source-wins.
+	TieBreak Policy `yaml:"tie_break"`
+	// TimestampColumn is a source column holding the time the source row
+	// was last changed, which newest-wins compares with Dataverse's
+	// modifiedon. Optional: the source's commit time is used.
+	TimestampColumn string `yaml:"timestamp_column"`
+}
+
+// Policy is a conflict resolution policy.
+type Policy string
+
+const (
+	// SourceWins keeps the source's version.
+	SourceWins Policy = "source-wins"
+	// DataverseWins keeps Dataverse's version.
+	DataverseWins Policy = "dataverse-wins"
+	// NewestWins keeps the version changed last.
+	NewestWins Policy = "newest-wins"
+	// Merge merges the two per column against the last synced values.
+	Merge Policy = "merge"
+	// Manual parks both versions until an operator settles them.
+	Manual Policy = "manual"
+)
+
+// SourceName is the table or topic the mapping reads: Table, else Topic.
+// Records of this mapping carry it as their Table.
+func (s *Source) SourceName() string {
+	if s.Table != "" {
+		return s.Table
+	}
+	return s.Topic
+}
+
+// TombstonesOn reports whether deletes written to the topic are followed
+// by a tombstone (Tombstones, default true).
+func (s *Source) TombstonesOn() bool { return s.Tombstones == nil || *s.Tombstones }
+
 // Deletes is what a source delete does to the Dataverse row.
 type Deletes string
 
@@ -266,6 +350,25 @@ const (
 func (m *Mapping) setDefaults() {
 	m.Direction = ToDataverse
 	m.Deletes = DeletesDelete
+}
+
+// applyDefaults fills the defaults that depend on other fields, once the
+// file is decoded.
+func (m *Mapping) applyDefaults() {
+	if m.Source.Topic != "" && m.Source.Format == "" {
+		m.Source.Format = FormatJSON
+		if m.Direction == FromDataverse {
+			m.Source.Format = FormatDebezium
+		}
+	}
+	if m.Direction == Both {
+		if m.Conflict.Policy == "" {
+			m.Conflict.Policy = NewestWins
+		}
+		if m.Conflict.TieBreak == "" {
+			m.Conflict.TieBreak = SourceWins
+		}
+	}
 }
 
 // Problem is one problem with a mapping file, as "FILE:LINE: PATH:
@@ -289,6 +392,7 @@ func Parse(data []byte, file string) (*Mapping, error) {
 		base := filepath.Base(file)
 		m.Name = strings.TrimSuffix(base, filepath.Ext(base))
 	}
+	m.applyDefaults()
 	var invalid yamlfile.Problems
 	m.validate(&invalid)
 	invalid = invalid.Without(failed)
@@ -361,11 +465,15 @@ func crossCheck(ms []*Mapping, ps *yamlfile.Problems) {
 	at := func(f first) string { return f.m.File + ":" + strconv.Itoa(f.m.lineOf(f.path)) }
 	for _, m := range ms {
 		var mine yamlfile.Problems
-		key := [2]string{m.Source.Connection, m.Source.Table}
+		srcPath := "source.table"
+		if m.Source.Table == "" {
+			srcPath = "source.topic"
+		}
+		key := [2]string{m.Source.Connection, m.Source.SourceName()}
 		if f, dup := tables[key]; dup {
-			mine.Add("source.table", "%s on connection %s is already mapped by %s", m.Source.Table, m.Source.Connection, at(f))
+			mine.Add(srcPath, "%s on connection %s is already mapped by %s", m.Source.SourceName(), m.Source.Connection, at(f))
 		} else {
-			tables[key] = first{m, "source.table"}
+			tables[key] = first{m, srcPath}
 		}
 		if f, dup := names[m.Name]; dup {
 			mine.Add("name", "mapping name %q is already used by %s", m.Name, at(f))

@@ -114,7 +114,7 @@ func TestParseDirections(t *testing.T) {
 func TestParseMissingRequired(t *testing.T) {
 	_, err := Parse([]byte("version: 1\ncolumns: []\n"), "e.yaml")
 	want := `e.yaml:1: source.connection: required: a name under connections: in the daemon config
-e.yaml:1: source.table: required: a schema-qualified table such as public.customers
+e.yaml:1: source.table: required: a schema-qualified table such as public.customers (or topic, for Kafka)
 e.yaml:1: dataverse.table: required: the table's logical name, such as account
 e.yaml:1: key.alternate_key: required: the attributes of a Dataverse alternate key (or give key.id)
 e.yaml:2: columns: required: at least one column`

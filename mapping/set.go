@@ -17,8 +17,10 @@ import (
 // table. It is immutable and safe for concurrent use.
 type Set struct {
 	mappers    map[string]*Mapper
-	conns      []string
+	conns      []string // connections read, flowing to Dataverse
+	back       []string // connections written, flowing from Dataverse
 	entitySets map[string]string
+	mappings   []*Mapping
 }
 
 // Mapper applies the mappings of one connection. It is immutable and safe
@@ -134,13 +136,13 @@ func Compile(ms []*Mapping) (*Set, error) {
 			s.mappers[m.Source.Connection] = mp
 		}
 		if m.Direction.toDataverse() {
-			mp.plans[m.Source.Table] = p
-			mp.tables = append(mp.tables, m.Source.Table)
+			mp.plans[m.Source.SourceName()] = p
+			mp.tables = append(mp.tables, m.Source.SourceName())
 			if len(m.Source.Key) > 0 {
 				if mp.keys == nil {
 					mp.keys = map[string][]string{}
 				}
-				mp.keys[m.Source.Table] = m.Source.Key
+				mp.keys[m.Source.SourceName()] = m.Source.Key
 			}
 		}
 		if m.Direction.fromDataverse() {
@@ -155,8 +157,13 @@ func Compile(ms []*Mapping) (*Set, error) {
 		if len(mp.tables) > 0 {
 			s.conns = append(s.conns, conn)
 		}
+		if len(mp.byTarget) > 0 {
+			s.back = append(s.back, conn)
+		}
 	}
 	slices.Sort(s.conns)
+	slices.Sort(s.back)
+	s.mappings = ms
 	return s, nil
 }
 
@@ -173,7 +180,7 @@ type parentIndex struct {
 func newPlan(m *Mapping, parents parentIndex, ps *yamlfile.Problems) *plan {
 	p := &plan{
 		file:        m.File,
-		sourceTable: m.Source.Table,
+		sourceTable: m.Source.SourceName(),
 		table:       m.Dataverse.Table,
 		deletes:     m.Deletes,
 		cols:        make([]colPlan, len(m.Columns)),
@@ -286,6 +293,23 @@ func sortedKeys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys
 // Dataverse, sorted. A connection that mappings only write back to is not
 // among them, as nothing needs to be read from it.
 func (s *Set) Connections() []string { return slices.Clone(s.conns) }
+
+// WriteBackConnections returns the names of the connections that mappings
+// with direction from-dataverse or both write Dataverse changes to, sorted.
+func (s *Set) WriteBackConnections() []string { return slices.Clone(s.back) }
+
+// Mappings returns the compiled mappings in the order given to Compile.
+// They must not be modified.
+func (s *Set) Mappings() []*Mapping { return slices.Clone(s.mappings) }
+
+// DataverseTables returns the Dataverse tables whose changes the mappings
+// of one connection write back to it, sorted; nil when there are none.
+func (m *Mapper) DataverseTables() []string {
+	if m == nil || len(m.byTarget) == 0 {
+		return nil
+	}
+	return sortedKeys(m.byTarget)
+}
 
 // Tables returns the source tables whose changes flow to Dataverse on one
 // connection, sorted; nil for a connection without such mappings.

@@ -37,13 +37,7 @@ func (m *Mapping) validate(ps *yamlfile.Problems) {
 	if m.Source.Connection == "" {
 		ps.Add("source.connection", "required: a name under connections: in the daemon config")
 	}
-	schema, table, qualified := strings.Cut(m.Source.Table, ".")
-	switch {
-	case m.Source.Table == "":
-		ps.Add("source.table", "required: a schema-qualified table such as public.customers")
-	case !qualified || schema == "" || table == "":
-		ps.Add("source.table", "%q is not schema-qualified; write it as schema.table, such as public.%s", m.Source.Table, m.Source.Table)
-	}
+	m.validateSource(ps)
 	for i, c := range m.Source.Key {
 		switch {
 		case c == "":
@@ -71,6 +65,72 @@ func (m *Mapping) validate(ps *yamlfile.Problems) {
 	m.validateColumns(ps)
 	m.validateKey(ps)
 	m.validateDeletes(ps)
+	m.validateConflict(ps)
+}
+
+// validateSource checks the table or topic and the topic's options.
+func (m *Mapping) validateSource(ps *yamlfile.Problems) {
+	src := &m.Source
+	if src.Topic != "" {
+		if src.Table != "" {
+			ps.Add("source.topic", "give either table (a database table) or topic (a Kafka topic), not both")
+		}
+		switch src.Format {
+		case "", FormatJSON, FormatDebezium, FormatCloudEvents, FormatDataverseEvent:
+		default:
+			ps.Add("source.format", "%q is not one of: %s, %s, %s, %s", src.Format, FormatJSON, FormatDebezium, FormatCloudEvents, FormatDataverseEvent)
+		}
+		if m.Direction.fromDataverse() && (src.Format == FormatCloudEvents || src.Format == FormatDataverseEvent) {
+			ps.Add("source.format", "dvsync writes topics as %s or %s; %s is only read", FormatDebezium, FormatJSON, src.Format)
+		}
+		for i, f := range src.KeyFields {
+			if f == "" {
+				ps.Add("source.key_fields["+strconv.Itoa(i)+"]", "empty field name")
+			}
+		}
+		return
+	}
+	if src.Format != "" {
+		ps.Add("source.format", "only for a Kafka topic (source.topic)")
+	}
+	if len(src.KeyFields) > 0 {
+		ps.Add("source.key_fields", "only for a Kafka topic (source.topic); a table's key is its primary key or source.key")
+	}
+	if src.Tombstones != nil {
+		ps.Add("source.tombstones", "only for a Kafka topic (source.topic)")
+	}
+	schema, table, qualified := strings.Cut(src.Table, ".")
+	switch {
+	case src.Table == "":
+		ps.Add("source.table", "required: a schema-qualified table such as public.customers (or topic, for Kafka)")
+	case !qualified || schema == "" || table == "":
+		ps.Add("source.table", "%q is not schema-qualified; write it as schema.table, such as public.%s", src.Table, src.Table)
+	}
+}
+
+// validateConflict checks the conflict block, which only a mapping with
+// direction both may have.
+func (m *Mapping) validateConflict(ps *yamlfile.Problems) {
+	c := &m.Conflict
+	if m.Direction != Both {
+		if *c != (Conflict{}) {
+			ps.Add("conflict", "only for direction both: a one-way mapping has no conflicts")
+		}
+		return
+	}
+	switch c.Policy {
+	case SourceWins, DataverseWins, NewestWins, Merge, Manual:
+	default:
+		ps.Add("conflict.policy", "%q is not one of: %s, %s, %s, %s, %s", c.Policy, SourceWins, DataverseWins, NewestWins, Merge, Manual)
+	}
+	switch c.TieBreak {
+	case SourceWins, DataverseWins:
+	default:
+		ps.Add("conflict.tie_break", "%q is not one of: %s, %s", c.TieBreak, SourceWins, DataverseWins)
+	}
+	if col := c.TimestampColumn; col != "" && !slices.ContainsFunc(m.Columns, func(k Column) bool { return k.Source == col }) {
+		ps.Add("conflict.timestamp_column", "%s is not the source of any column; map it (it may flow to-dataverse only)", col)
+	}
 }
 
 func validDirection(d Direction) bool { return d == ToDataverse || d == FromDataverse || d == Both }
