@@ -10,7 +10,7 @@
 //
 //	dvsync.yaml:4: log.fromat: unknown field (did you mean "format"?)
 //	dvsync.yaml:9: dataverse.auth.token: environment variable DATAVERSE_TOKEN is not set (write ${DATAVERSE_TOKEN:-default} to give a default)
-//	dvsync.yaml:14: connections.app.type: "kafka" is not supported yet (supported: postgres)
+//	dvsync.yaml:14: connections.app.slot: only for connections of type postgres, not kafka
 //
 // Secrets (the Dataverse token, connection DSNs) are of type Secret, which
 // prints as "[redacted]"; neither they nor expanded values appear in errors.
@@ -157,12 +157,16 @@ type Auth struct {
 	Scope string `yaml:"scope"`
 }
 
-// Connection is one source system.
+// Connection is one system that mappings read from or write to: a
+// PostgreSQL or SQL Server database, or a Kafka cluster. Fields are shared
+// where the systems share a notion (dsn), and the others apply to one type
+// only; giving one to another type is an error.
 type Connection struct {
-	// Type is the kind of system. Only postgres is supported so far.
+	// Type is the kind of system: postgres, sqlserver or kafka.
 	Type string `yaml:"type"`
 	// DSN is the connection string, in any form the driver accepts
-	// (postgres://... URL or key=value). Required.
+	// (postgres://... URL or key=value; sqlserver://...). Required for
+	// databases.
 	DSN Secret `yaml:"dsn"`
 	// Slot is the PostgreSQL logical replication slot. Default: dvsync.
 	Slot string `yaml:"slot"`
@@ -184,8 +188,82 @@ type Connection struct {
 	DecodingWorkMem string `yaml:"logical_decoding_work_mem"`
 	// SkipOrigin names a replication origin whose transactions are not
 	// captured, so writes dvsync made itself inside that origin do not
-	// come back. Empty captures every transaction.
+	// come back. Empty captures every transaction, unless mappings also
+	// write Dataverse changes to this database: then dvsync writes them
+	// under the origin "dvsync" and skips it.
 	SkipOrigin string `yaml:"skip_origin"`
+
+	// Brokers are the Kafka bootstrap servers, host:port. Required for
+	// kafka.
+	Brokers []string `yaml:"brokers"`
+	// GroupID is the Kafka consumer group of dvsync processes applying
+	// the same topics; processes in one group share the partitions.
+	// Default: dvsync.
+	GroupID string `yaml:"group_id"`
+	// ClientID is the client id dvsync gives the Kafka brokers, for their
+	// logs and quotas. Default: dvsync.
+	ClientID string `yaml:"client_id"`
+	// StartOffset is where a consumer group that has never committed
+	// starts reading a partition: earliest or latest. Default: earliest.
+	StartOffset string `yaml:"start_offset"`
+	// Compression is the codec of messages dvsync writes to Kafka: none,
+	// gzip, snappy, lz4 or zstd. Default: snappy.
+	Compression string `yaml:"compression"`
+	// DeadLetterTopic, when given, receives a copy of every dead letter
+	// of pipelines reading this Kafka connection, besides the state store.
+	DeadLetterTopic string `yaml:"dead_letter_topic"`
+	// TLS encrypts Kafka connections.
+	TLS TLS `yaml:"tls"`
+	// SASL authenticates to Kafka.
+	SASL SASL `yaml:"sasl"`
+
+	// Mode is how SQL Server changes are captured: change_tracking or cdc.
+	// Default: change_tracking.
+	Mode string `yaml:"mode"`
+	// PollInterval is the shortest wait between SQL Server change polls;
+	// a quiet database is polled less often, up to MaxPollInterval.
+	// Default: 200ms.
+	PollInterval time.Duration `yaml:"poll_interval"`
+	// MaxPollInterval is the longest wait between SQL Server change polls.
+	// Default: 5s.
+	MaxPollInterval time.Duration `yaml:"max_poll_interval"`
+	// Context is the change tracking context dvsync writes under (WITH
+	// CHANGE_TRACKING_CONTEXT) and skips when reading, so its own writes
+	// do not come back. Default: dvsync.
+	Context string `yaml:"context"`
+}
+
+// TLS configures TLS for a Kafka connection.
+type TLS struct {
+	// Enabled turns TLS on; it is on when any other field is given.
+	Enabled bool `yaml:"enabled"`
+	// CAFile is a PEM file of the certificate authorities to trust.
+	// Default: the system's.
+	CAFile string `yaml:"ca_file"`
+	// CertFile and KeyFile are a PEM client certificate and its key, for
+	// brokers that authenticate clients by certificate.
+	CertFile string `yaml:"cert_file"`
+	// KeyFile is the client certificate's private key (PEM).
+	KeyFile string `yaml:"key_file"`
+	// ServerName overrides the host name checked against the broker's
+	// certificate.
+	ServerName string `yaml:"server_name"`
+	// InsecureSkipVerify accepts any broker certificate. For tests only.
+	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
+}
+
+// On reports whether TLS is used.
+func (t *TLS) On() bool { return t.Enabled || *t != (TLS{}) }
+
+// SASL configures SASL authentication for a Kafka connection.
+type SASL struct {
+	// Mechanism is plain, scram-sha-256 or scram-sha-512. Empty: no SASL.
+	Mechanism string `yaml:"mechanism"`
+	// Username is the SASL user ("$ConnectionString" for Azure Event Hubs).
+	Username string `yaml:"username"`
+	// Password is the SASL password (the connection string for Azure
+	// Event Hubs).
+	Password Secret `yaml:"password"`
 }
 
 // Engine tunes the pipeline between sources and Dataverse.
@@ -250,6 +328,14 @@ func (c *Connection) SetDefaults() {
 	c.StatusInterval = 10 * time.Second
 	c.HeartbeatInterval = 30 * time.Second
 	c.DecodingWorkMem = "64MB"
+	c.GroupID = "dvsync"
+	c.ClientID = "dvsync"
+	c.StartOffset = "earliest"
+	c.Compression = "snappy"
+	c.Mode = "change_tracking"
+	c.PollInterval = 200 * time.Millisecond
+	c.MaxPollInterval = 5 * time.Second
+	c.Context = "dvsync"
 }
 
 // Load reads the config file at path with the process environment; see

@@ -79,11 +79,9 @@ engine:
 			BatchSize:   100,
 			Tag:         "dvsync",
 		},
-		Connections: map[string]Connection{"app": {
-			Type: "postgres", DSN: "host=db password=s3cret", Slot: "app_slot",
-			Publication: "app_pub", StatusInterval: 5 * time.Second,
-			HeartbeatInterval: 30 * time.Second, DecodingWorkMem: "64MB",
-		}},
+		Connections: map[string]Connection{"app": defaulted(func(c *Connection) {
+			c.Type, c.DSN, c.Slot, c.Publication, c.StatusInterval = "postgres", "host=db password=s3cret", "app_slot", "app_pub", 5*time.Second
+		})},
 		Mappings: []string{"maps/*.yaml", "/etc/dvsync/extra.yaml"},
 		Engine: Engine{
 			Workers: 3, BatchSize: 100, BatchWait: 50 * time.Millisecond,
@@ -100,6 +98,14 @@ engine:
 	}
 }
 
+// defaulted returns a Connection with its defaults, then set changes.
+func defaulted(set func(*Connection)) Connection {
+	var c Connection
+	c.SetDefaults()
+	set(&c)
+	return c
+}
+
 func TestParseDefaults(t *testing.T) {
 	c, err := Parse([]byte(minimal), "dvsync.yaml", envOf())
 	if err != nil {
@@ -108,11 +114,9 @@ func TestParseDefaults(t *testing.T) {
 	want := Default()
 	want.Dataverse.URL = "https://contoso.crm.dynamics.com"
 	want.Dataverse.Auth.Token = "tok"
-	want.Connections = map[string]Connection{"app": {
-		Type: "postgres", DSN: "postgres://u:pw@localhost/app",
-		Slot: "dvsync", Publication: "dvsync", StatusInterval: 10 * time.Second,
-		HeartbeatInterval: 30 * time.Second, DecodingWorkMem: "64MB",
-	}}
+	want.Connections = map[string]Connection{"app": defaulted(func(c *Connection) {
+		c.Type, c.DSN = "postgres", "postgres://u:pw@localhost/app"
+	})}
 	want.Path = "dvsync.yaml"
 	c.pos = nil
 	if !reflect.DeepEqual(c, want) {
@@ -162,6 +166,7 @@ connections:
     dsn: x
   cache:
     type: kafka
+    slot: s
 engine:
   workers: 0
   batch_wait: 5
@@ -181,11 +186,12 @@ engine:
 		`dvsync.yaml:11: dataverse.concurrency: expected an integer, got "many"`,
 		`dvsync.yaml:13: connections.app.dsn: required: the connection string, usually ${PG_DSN}`,
 		`dvsync.yaml:15: connections.app.slot: "Bad-Slot" is not a replication slot name: 1 to 63 lower-case letters, digits and _`,
-		`dvsync.yaml:17: connections.other.type: unknown type "mysql" (expected one of: postgres)`,
-		`dvsync.yaml:20: connections.cache.type: "kafka" is not supported yet (supported: postgres)`,
-		`dvsync.yaml:22: engine.workers: must be at least 1, got 0`,
-		`dvsync.yaml:23: engine.batch_wait: expected a duration such as "10s" or "250ms", got 5 (add a unit)`,
-		`dvsync.yaml:24: engine.shutdown_timeout: expected a duration such as "10s" or "250ms", got "soon"`,
+		`dvsync.yaml:17: connections.other.type: unknown type "mysql" (expected one of: postgres, sqlserver, kafka)`,
+		`dvsync.yaml:19: connections.cache.brokers: required: the bootstrap servers, host:port`,
+		`dvsync.yaml:21: connections.cache.slot: only for connections of type postgres, not kafka`,
+		`dvsync.yaml:23: engine.workers: must be at least 1, got 0`,
+		`dvsync.yaml:24: engine.batch_wait: expected a duration such as "10s" or "250ms", got 5 (add a unit)`,
+		`dvsync.yaml:25: engine.shutdown_timeout: expected a duration such as "10s" or "250ms", got "soon"`,
 	}
 	got := strings.Split(err.Error(), "\n")
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {

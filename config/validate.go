@@ -53,6 +53,7 @@ func (c *Config) validate(ps *yamlfile.Problems) {
 		}
 		conn := c.Connections[name]
 		conn.validate(ps, path)
+		c.checkFieldTypes(ps, path, conn.Type)
 	}
 	if len(c.Mappings) == 0 {
 		ps.Add("mappings", "required: at least one glob of mapping files")
@@ -188,18 +189,52 @@ func (c *Connection) Validate() error { return check(c.validate) }
 // slotName is PostgreSQL's rule for replication slot names.
 var slotName = regexp.MustCompile(`^[a-z0-9_]{1,63}$`)
 
+// connectionTypes are the supported values of connections.<name>.type.
+var connectionTypes = []string{"postgres", "sqlserver", "kafka"}
+
+// fieldTypes gives the connection types each type-specific field applies
+// to; fields not listed (type, dsn) apply to several.
+var fieldTypes = map[string]string{
+	"slot": "postgres", "publication": "postgres", "status_interval": "postgres",
+	"heartbeat_interval": "postgres", "logical_decoding_work_mem": "postgres", "skip_origin": "postgres",
+	"brokers": "kafka", "group_id": "kafka", "client_id": "kafka", "start_offset": "kafka",
+	"compression": "kafka", "dead_letter_topic": "kafka", "tls": "kafka", "sasl": "kafka",
+	"mode": "sqlserver", "poll_interval": "sqlserver", "max_poll_interval": "sqlserver", "context": "sqlserver",
+	"dsn": "postgres sqlserver",
+}
+
+// checkFieldTypes reports fields written for a connection whose type they
+// do not apply to: a slot on a Kafka connection is a mistake, not a no-op.
+func (c *Config) checkFieldTypes(ps *yamlfile.Problems, path, typ string) {
+	if !slices.Contains(connectionTypes, typ) {
+		return
+	}
+	for p := range c.pos {
+		field, ok := strings.CutPrefix(p, path+".")
+		if !ok || strings.ContainsAny(field, ".[") {
+			continue
+		}
+		if types, ok := fieldTypes[field]; ok && !slices.Contains(strings.Fields(types), typ) {
+			ps.Add(p, "only for connections of type %s, not %s", strings.ReplaceAll(types, " ", " or "), typ)
+		}
+	}
+}
+
 func (c *Connection) validate(ps *yamlfile.Problems, path string) {
 	typePath := yamlfile.JoinPath(path, "type")
 	switch c.Type {
 	case "postgres":
-	case "":
-		ps.Add(typePath, "required (supported: postgres)")
+	case "sqlserver":
+		c.validateSQLServer(ps, path)
 		return
-	case "sqlserver", "kafka", "dataverse":
-		ps.Add(typePath, "%q is not supported yet (supported: postgres)", c.Type)
+	case "kafka":
+		c.validateKafka(ps, path)
+		return
+	case "":
+		ps.Add(typePath, "required (supported: %s)", strings.Join(connectionTypes, ", "))
 		return
 	default:
-		ps.Add(typePath, "unknown type %q %s", c.Type, yamlfile.Hint(c.Type, []string{"postgres"}))
+		ps.Add(typePath, "unknown type %q %s", c.Type, yamlfile.Hint(c.Type, connectionTypes))
 		return
 	}
 	if c.DSN == "" {
@@ -259,4 +294,55 @@ func oneOf(ps *yamlfile.Problems, path, v string, allowed ...string) {
 		return
 	}
 	ps.Add(path, "%q is not one of: %s", v, strings.Join(allowed, ", "))
+}
+
+func (c *Connection) validateSQLServer(ps *yamlfile.Problems, path string) {
+	if c.DSN == "" {
+		ps.Add(yamlfile.JoinPath(path, "dsn"), "required: the connection string, usually ${SQLSERVER_DSN}")
+	}
+	oneOf(ps, yamlfile.JoinPath(path, "mode"), c.Mode, "change_tracking", "cdc")
+	if c.PollInterval <= 0 {
+		ps.Add(yamlfile.JoinPath(path, "poll_interval"), "must be positive, got %s", c.PollInterval)
+	}
+	if c.MaxPollInterval < c.PollInterval {
+		ps.Add(yamlfile.JoinPath(path, "max_poll_interval"), "must be at least poll_interval (%s), got %s", c.PollInterval, c.MaxPollInterval)
+	}
+	if c.Context == "" || len(c.Context) > 128 {
+		ps.Add(yamlfile.JoinPath(path, "context"), "must be 1 to 128 bytes long (it is stored in CHANGE_TRACKING_CONTEXT's varbinary(128))")
+	}
+}
+
+func (c *Connection) validateKafka(ps *yamlfile.Problems, path string) {
+	if len(c.Brokers) == 0 {
+		ps.Add(yamlfile.JoinPath(path, "brokers"), "required: the bootstrap servers, host:port")
+	}
+	for i, b := range c.Brokers {
+		if _, port, err := net.SplitHostPort(b); err != nil || port == "" {
+			ps.Add(yamlfile.JoinPath(path, "brokers["+strconv.Itoa(i)+"]"), "%q is not host:port", b)
+		}
+	}
+	if c.GroupID == "" {
+		ps.Add(yamlfile.JoinPath(path, "group_id"), "required: the consumer group")
+	}
+	oneOf(ps, yamlfile.JoinPath(path, "start_offset"), c.StartOffset, "earliest", "latest")
+	oneOf(ps, yamlfile.JoinPath(path, "compression"), c.Compression, "none", "gzip", "snappy", "lz4", "zstd")
+	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		ps.Add(yamlfile.JoinPath(path, "tls"), "cert_file and key_file go together: give both or neither")
+	}
+	sasl := yamlfile.JoinPath(path, "sasl")
+	switch c.SASL.Mechanism {
+	case "":
+		if c.SASL.Username != "" || c.SASL.Password != "" {
+			ps.Add(yamlfile.JoinPath(sasl, "mechanism"), "required with a username or password: plain, scram-sha-256 or scram-sha-512")
+		}
+	case "plain", "scram-sha-256", "scram-sha-512":
+		if c.SASL.Username == "" {
+			ps.Add(yamlfile.JoinPath(sasl, "username"), "required with mechanism %s", c.SASL.Mechanism)
+		}
+		if c.SASL.Password == "" {
+			ps.Add(yamlfile.JoinPath(sasl, "password"), "required with mechanism %s, usually ${KAFKA_PASSWORD}", c.SASL.Mechanism)
+		}
+	default:
+		ps.Add(yamlfile.JoinPath(sasl, "mechanism"), "%q is not one of: plain, scram-sha-256, scram-sha-512", c.SASL.Mechanism)
+	}
 }

@@ -28,6 +28,16 @@ func loadAll(path string) (*config.Config, *mapping.Set, error) {
 		return nil, nil, err
 	}
 	var errs []error
+	for _, m := range set.Mappings() {
+		conn, ok := cfg.Connections[m.Source.Connection]
+		switch {
+		case !ok:
+		case conn.Type == "kafka" && m.Source.Topic == "":
+			errs = append(errs, fmt.Errorf("%s:%d: source.table: connection %s is Kafka; name a topic with source.topic", m.File, m.LineOf("source.table"), m.Source.Connection))
+		case conn.Type != "kafka" && m.Source.Topic != "":
+			errs = append(errs, fmt.Errorf("%s:%d: source.topic: connection %s is %s, not Kafka; name a table with source.table", m.File, m.LineOf("source.topic"), m.Source.Connection, conn.Type))
+		}
+	}
 	for _, name := range set.Connections() {
 		conn, ok := cfg.Connections[name]
 		if !ok {

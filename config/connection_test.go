@@ -1,0 +1,83 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestKafkaAndSQLServerConnections(t *testing.T) {
+	data := minimal + `  events:
+    type: kafka
+    brokers: [k1:9093, k2:9093]
+    group_id: apply
+    tls: {ca_file: /etc/ca.pem}
+    sasl: {mechanism: scram-sha-512, username: u, password: "${KAFKA_PASSWORD}"}
+  erp:
+    type: sqlserver
+    dsn: sqlserver://u:p@db:1433?database=erp
+    mode: cdc
+    poll_interval: 50ms
+`
+	c, err := Parse([]byte(data), "dvsync.yaml", envOf("KAFKA_PASSWORD", "hunter2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := c.Connections["events"]
+	if k.GroupID != "apply" || k.ClientID != "dvsync" || k.StartOffset != "earliest" || k.Compression != "snappy" ||
+		!k.TLS.On() || k.SASL.Password.Reveal() != "hunter2" || len(k.Brokers) != 2 {
+		t.Errorf("kafka connection = %+v", k)
+	}
+	s := c.Connections["erp"]
+	if s.Mode != "cdc" || s.PollInterval != 50*time.Millisecond || s.MaxPollInterval != 5*time.Second || s.Context != "dvsync" {
+		t.Errorf("sqlserver connection = %+v", s)
+	}
+	if (&TLS{}).On() {
+		t.Error("empty TLS is on")
+	}
+}
+
+func TestConnectionProblems(t *testing.T) {
+	data := minimal + `  events:
+    type: kafka
+    brokers: [nohostport]
+    compression: brotli
+    dsn: x
+    tls: {cert_file: c.pem}
+    sasl: {mechanism: oauthbearer, username: u}
+  lazy:
+    type: kafka
+    brokers: [k:9092]
+    sasl: {mechanism: plain, username: u}
+  erp:
+    type: sqlserver
+    mode: triggers
+    poll_interval: 2s
+    max_poll_interval: 1s
+    slot: s
+`
+	_, err := Parse([]byte(data), "dvsync.yaml", envOf())
+	if err == nil {
+		t.Fatal("Parse succeeded")
+	}
+	want := []string{
+		`connections.erp.dsn: required: the connection string, usually ${SQLSERVER_DSN}`,
+		`connections.erp.mode: "triggers" is not one of: change_tracking, cdc`,
+		`connections.erp.max_poll_interval: must be at least poll_interval (2s), got 1s`,
+		`connections.erp.slot: only for connections of type postgres, not sqlserver`,
+		`connections.events.brokers[0]: "nohostport" is not host:port`,
+		`connections.events.compression: "brotli" is not one of: none, gzip, snappy, lz4, zstd`,
+		`connections.events.tls: cert_file and key_file go together: give both or neither`,
+		`connections.events.sasl.mechanism: "oauthbearer" is not one of: plain, scram-sha-256, scram-sha-512`,
+		`connections.events.dsn: only for connections of type postgres or sqlserver, not kafka`,
+		`connections.lazy.sasl.password: required with mechanism plain, usually ${KAFKA_PASSWORD}`,
+	}
+	for _, w := range want {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("missing %q in:\n%v", w, err)
+		}
+	}
+	if strings.Contains(err.Error(), "hunter2") {
+		t.Error("a secret leaked into the errors")
+	}
+}
