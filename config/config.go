@@ -129,6 +129,9 @@ type Dataverse struct {
 	// BypassCustomPluginExecution skips custom synchronous plug-ins on
 	// dvsync's writes (needs the prvBypassCustomPlugins privilege).
 	BypassCustomPluginExecution bool `yaml:"bypass_custom_plugin_execution"`
+	// Changes says how dvsync captures changes made in Dataverse, for
+	// mappings with direction from-dataverse or both.
+	Changes Changes `yaml:"changes"`
 }
 
 // Auth holds the credentials for Dataverse: either a static bearer token,
@@ -307,6 +310,7 @@ func (c *Config) setDefaults() {
 	c.HTTP = HTTP{Listen: "127.0.0.1:8080"}
 	c.State = State{Path: "./dvsync-state.db"}
 	c.Dataverse = Dataverse{APIVersion: "v9.2", Concurrency: 52, WriteMode: "auto", BatchSize: 100, Tag: "dvsync"}
+	c.Dataverse.Changes.setDefaults()
 	c.Mappings = []string{"mappings/*.yaml"}
 	c.Engine = Engine{
 		Workers:           8,

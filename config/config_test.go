@@ -78,6 +78,7 @@ engine:
 			WriteMode:   "auto",
 			BatchSize:   100,
 			Tag:         "dvsync",
+			Changes:     Default().Dataverse.Changes,
 		},
 		Connections: map[string]Connection{"app": defaulted(func(c *Connection) {
 			c.Type, c.DSN, c.Slot, c.Publication, c.StatusInterval = "postgres", "host=db password=s3cret", "app_slot", "app_pub", 5*time.Second

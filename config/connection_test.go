@@ -81,3 +81,36 @@ func TestConnectionProblems(t *testing.T) {
 		t.Error("a secret leaked into the errors")
 	}
 }
+
+func TestChangesProblems(t *testing.T) {
+	data := minimal + `dataverse:
+  url: https://contoso.crm.dynamics.com
+  auth: {token: tok}
+  changes:
+    webhook: {listen: ":8443", path: hook, tls_cert_file: c.pem}
+    poll: {min_interval: 1m, max_interval: 30s, page_size: 0}
+    user_id: me
+`
+	// minimal already has a dataverse section; the test's replaces it.
+	data = strings.Replace(data, "dataverse:\n  url: https://contoso.crm.dynamics.com\n  auth:\n    token: tok\n", "", 1)
+	_, err := Parse([]byte(data), "dvsync.yaml", envOf())
+	if err == nil {
+		t.Fatal("Parse succeeded")
+	}
+	for _, w := range []string{
+		`dataverse.changes.webhook.path: "hook" must start with /`,
+		`dataverse.changes.webhook: tls_cert_file and tls_key_file go together: give both or neither`,
+		`dataverse.changes.webhook.auth: required: webhook_key, headers or query`,
+		`dataverse.changes.poll.max_interval: must be at least min_interval (1m0s), got 30s`,
+		`dataverse.changes.poll.page_size: must be between 1 and 5000, got 0`,
+		`dataverse.changes.user_id: "me" is not a GUID`,
+	} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("missing %q in:\n%v", w, err)
+		}
+	}
+	off := strings.Replace(minimal, "    token: tok\n", "    token: tok\n  changes: {poll: {enabled: false}}\n", 1)
+	if _, err := Parse([]byte(off), "dvsync.yaml", envOf()); err == nil || !strings.Contains(err.Error(), "no Dataverse change would be captured") {
+		t.Errorf("poll off without a webhook: %v", err)
+	}
+}

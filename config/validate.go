@@ -147,6 +147,7 @@ func (d *Dataverse) validate(ps *yamlfile.Problems, path string) {
 	if d.BatchSize < 1 || d.BatchSize > 1000 {
 		ps.Add(yamlfile.JoinPath(path, "batch_size"), "must be between 1 and 1000, got %d", d.BatchSize)
 	}
+	d.Changes.validate(ps, yamlfile.JoinPath(path, "changes"))
 }
 
 func (a *Auth) validate(ps *yamlfile.Problems, path string) {
