@@ -29,6 +29,10 @@ type Schema struct {
 	// Webhooks are service endpoints with their steps: contexts of the
 	// matching writes are POSTed to them.
 	Webhooks []Webhook `yaml:"webhooks,omitempty"`
+	// EventHubs are service endpoints of contract EventHub with their
+	// steps: contexts of the matching writes are published to a Kafka
+	// topic.
+	EventHubs []EventHub `yaml:"eventhubs,omitempty"`
 }
 
 // Application is an app registration for the OAuth 2.0 client-credentials
@@ -244,6 +248,7 @@ func validateSchema(s *Schema) []problem {
 	}
 	probs = append(probs, validateApplications(s.Applications)...)
 	probs = append(probs, validateWebhooks(s)...)
+	probs = append(probs, validateEventHubs(s)...)
 	return probs
 }
 

@@ -142,7 +142,7 @@ func New(s *Schema, opts Options) (*Server, error) {
 		return nil, err
 	}
 	// After the users, so that their rows fire no steps.
-	srv.hooks = srv.compileWebhooks(s.Webhooks, opts)
+	srv.hooks = srv.compileWebhooks(s.Webhooks, s.EventHubs, opts)
 	return srv, nil
 }
 

@@ -57,6 +57,8 @@ type compiledHook struct {
 	name    string
 	url     string
 	headers http.Header
+	// hub, for an EventHub endpoint, publishes instead of posting.
+	hub *eventHub
 }
 
 // compiledStep is a WebhookStep bound to its endpoint and table.
@@ -106,12 +108,14 @@ type dispatcher struct {
 	mu       sync.Mutex // guards closed and failures, and sends on queue
 	closed   bool
 	failures []WebhookFailure
+
+	hubs []*eventHub // closed once the workers have stopped
 }
 
-// compileWebhooks binds the schema's webhooks to the tables and starts the
-// workers; it returns nil when there are none.
-func (s *Server) compileWebhooks(hooks []Webhook, opts Options) *dispatcher {
-	if len(hooks) == 0 {
+// compileWebhooks binds the schema's webhooks and event hubs to the tables
+// and starts the workers; it returns nil when there are none.
+func (s *Server) compileWebhooks(hooks []Webhook, hubs []EventHub, opts Options) *dispatcher {
+	if len(hooks)+len(hubs) == 0 {
 		return nil
 	}
 	timeout := opts.WebhookTimeout
@@ -130,36 +134,14 @@ func (s *Server) compileWebhooks(hooks []Webhook, opts Options) *dispatcher {
 	}
 	d.ctx, d.cancel = context.WithCancel(context.Background())
 	for _, w := range hooks {
-		h := compileHook(w)
-		for i, ws := range w.Steps {
-			ts := s.byLogical[ws.Table]
-			if ts.hooks == nil {
-				ts.hooks = &tableHooks{d: d, steps: map[string][]*compiledStep{}}
-			}
-			st := &compiledStep{
-				// Stable across restarts, so receivers can key on it.
-				id:      uuid.NewSHA1(uuid.NameSpaceURL, fmt.Appendf(nil, "dvsync-emulator:webhook:%s:%d", w.Name, i)),
-				name:    ws.Name,
-				hook:    h,
-				message: ws.Message,
-				stage:   stageOf(&ws),
-				sync:    ws.Mode == "sync",
-			}
-			if st.name == "" {
-				st.name = fmt.Sprintf("%s: %s of %s", w.Name, ws.Message, ws.Table)
-			}
-			if len(ws.FilteringAttributes) > 0 {
-				st.filter = setOf(ws.FilteringAttributes)
-			}
-			for _, im := range ws.Images {
-				ci := compiledImage{alias: imageAlias(im), pre: im.Type != "post", post: im.Type != "pre"}
-				if len(im.Attributes) > 0 {
-					ci.cols = setOf(im.Attributes)
-				}
-				st.images = append(st.images, ci)
-			}
-			ts.hooks.steps[ws.Message] = append(ts.hooks.steps[ws.Message], st)
-		}
+		s.bindSteps(d, compileHook(w), "webhook", w.Steps)
+	}
+	for _, e := range hubs {
+		hub := newEventHub(e)
+		d.hubs = append(d.hubs, hub)
+		s.bindSteps(d, &compiledHook{name: e.Name, hub: hub}, "eventhub", e.Steps)
+		d.wg.Add(1)
+		go d.publishLoop(hub)
 	}
 	for _, ts := range s.tables {
 		if ts.hooks != nil {
@@ -173,6 +155,40 @@ func (s *Server) compileWebhooks(hooks []Webhook, opts Options) *dispatcher {
 		go d.work()
 	}
 	return d
+}
+
+// bindSteps registers the steps of endpoint h, of the given kind, on their
+// tables.
+func (s *Server) bindSteps(d *dispatcher, h *compiledHook, kind string, steps []WebhookStep) {
+	for i, ws := range steps {
+		ts := s.byLogical[ws.Table]
+		if ts.hooks == nil {
+			ts.hooks = &tableHooks{d: d, steps: map[string][]*compiledStep{}}
+		}
+		st := &compiledStep{
+			// Stable across restarts, so receivers can key on it.
+			id:      uuid.NewSHA1(uuid.NameSpaceURL, fmt.Appendf(nil, "dvsync-emulator:%s:%s:%d", kind, h.name, i)),
+			name:    ws.Name,
+			hook:    h,
+			message: ws.Message,
+			stage:   stageOf(&ws),
+			sync:    ws.Mode == "sync",
+		}
+		if st.name == "" {
+			st.name = fmt.Sprintf("%s: %s of %s", h.name, ws.Message, ws.Table)
+		}
+		if len(ws.FilteringAttributes) > 0 {
+			st.filter = setOf(ws.FilteringAttributes)
+		}
+		for _, im := range ws.Images {
+			ci := compiledImage{alias: imageAlias(im), pre: im.Type != "post", post: im.Type != "pre"}
+			if len(im.Attributes) > 0 {
+				ci.cols = setOf(im.Attributes)
+			}
+			st.images = append(st.images, ci)
+		}
+		ts.hooks.steps[ws.Message] = append(ts.hooks.steps[ws.Message], st)
+	}
 }
 
 func compileHook(w Webhook) *compiledHook {
@@ -286,8 +302,12 @@ func (d *dispatcher) enqueue(runs []*delivery) {
 		case d.closed:
 			why = "the emulator was closed before the step ran"
 		default:
+			q := d.queue
+			if r.step.hook.hub != nil {
+				q = r.step.hook.hub.queue // published in order by its own loop
+			}
 			select {
-			case d.queue <- r:
+			case q <- r:
 				continue
 			default:
 				why = fmt.Sprintf("the asynchronous queue is full (%d runs waiting)", webhookQueueSize)
@@ -395,10 +415,18 @@ func (d *dispatcher) shutdown(ctx context.Context) error {
 	if !d.closed {
 		d.closed = true
 		close(d.queue)
+		for _, h := range d.hubs {
+			close(h.queue)
+		}
 	}
 	d.mu.Unlock()
 	done := make(chan struct{})
 	go func() { d.wg.Wait(); close(done) }()
+	defer func() {
+		for _, h := range d.hubs {
+			h.close()
+		}
+	}()
 	select {
 	case <-done:
 		d.cancel()

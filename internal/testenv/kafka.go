@@ -74,6 +74,13 @@ type Kafka struct {
 // so tests never share brokers, groups or offsets.
 func StartKafka(t testing.TB, topics ...string) *Kafka {
 	t.Helper()
+	return startKafka(t, nil, topics)
+}
+
+// startKafka starts a cluster as StartKafka describes, with extra options
+// for the listeners or authentication.
+func startKafka(t testing.TB, extra []kfake.Opt, topics []string) *Kafka {
+	t.Helper()
 	opts := []kfake.Opt{
 		kfake.NumBrokers(kafkaBrokers),
 		kfake.DefaultNumPartitions(kafkaPartitions),
@@ -82,6 +89,7 @@ func StartKafka(t testing.TB, topics ...string) *Kafka {
 	if len(topics) > 0 {
 		opts = append(opts, kfake.SeedTopics(kafkaPartitions, topics...))
 	}
+	opts = append(opts, extra...)
 	c, err := kfake.NewCluster(opts...)
 	if err != nil {
 		t.Fatalf("testenv: start kafka: %v", err)
