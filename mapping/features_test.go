@@ -451,6 +451,15 @@ columns:
 		in:      from(change.OpDelete, byNumber("7"), nil),
 		want:    back(change.OpDelete, change.Key(row("id", change.Text("7"))), nil),
 	}, {
+		name:    "from Dataverse: a delete keyed by its pre-image",
+		mapping: both,
+		in: func() change.Record {
+			r := from(change.OpDelete, change.Key(row("accountid", guid)), nil)
+			r.Before = row("accountnumber", change.Text("7"), "name", change.Text("n"))
+			return r
+		}(),
+		want: back(change.OpDelete, change.Key(row("id", change.Text("7"))), nil),
+	}, {
 		name:    "from Dataverse: by id column",
 		mapping: "key: {id: {column: crm_id}}\ndirection: both\ncolumns:\n  - {source: name, target: name}\n",
 		in:      from(change.OpUpdate, change.Key(row("accountid", guid)), row("name", change.Text("n"))),

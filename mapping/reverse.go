@@ -10,7 +10,8 @@ import (
 //   - Table is the source table;
 //   - Key holds the source columns of the Dataverse key: under an
 //     alternate key, the source columns of the key's attributes, with
-//     values from the record's Key, else its After; under key.id with a
+//     values from the record's Key, else its After, else its Before (a
+//     delete's pre-image); under key.id with a
 //     column, that column with the primary id's value;
 //   - After holds the record's attributes that columns flowing from
 //     Dataverse map, in the record's order, renamed to their source
@@ -81,6 +82,11 @@ func (p *plan) sourceKey(rec *change.Record) (change.Key, error) {
 		v, ok := lookup(rec.Key, attr)
 		if !ok {
 			v, ok = lookup(rec.After, attr)
+		}
+		if !ok {
+			// A delete's row is its pre-image, when the webhook step
+			// registered one.
+			v, ok = lookup(rec.Before, attr)
 		}
 		if !ok {
 			return v, p.fail(rec, col, "is missing from the Dataverse record")

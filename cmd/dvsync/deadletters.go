@@ -17,6 +17,7 @@ import (
 	"github.com/dvsync/dvsync/config"
 	"github.com/dvsync/dvsync/engine"
 	"github.com/dvsync/dvsync/mapping"
+	"github.com/dvsync/dvsync/sink"
 	"github.com/dvsync/dvsync/state"
 )
 
@@ -153,8 +154,35 @@ Exit status: 0 when every letter was delivered, 1 otherwise.`,
 			if err != nil {
 				return err
 			}
-			dst := newDataverseSink(client, cfg, set)
-			defer dst.Close(context.WithoutCancel(cmd.Context()))
+			sinks := map[string]sink.Sink{}
+			defer func() {
+				for _, s := range sinks {
+					_ = s.Close(context.WithoutCancel(cmd.Context()))
+				}
+			}()
+			a := &adapters{cfg: cfg, set: set, client: client, store: st}
+			// sinkOf is where a letter's records go: Dataverse, or, for a
+			// pipeline of Dataverse changes, its connection.
+			sinkOf := func(pipeline string) (sink.Sink, error) {
+				if s, ok := sinks[pipeline]; ok {
+					return s, nil
+				}
+				conn, back := strings.CutPrefix(pipeline, reversePrefix)
+				if !back {
+					sinks[pipeline] = newDataverseSink(client, cfg, set)
+					return sinks[pipeline], nil
+				}
+				c, ok := cfg.Connections[conn]
+				if !ok || sinkFactories[c.Type] == nil {
+					return nil, fmt.Errorf("pipeline %s: connection %s is not configured to receive Dataverse changes", pipeline, conn)
+				}
+				s, err := sinkFactories[c.Type](cmd.Context(), a, conn, c)
+				if err != nil {
+					return nil, err
+				}
+				sinks[pipeline] = s
+				return s, nil
+			}
 
 			targets, err := o.targets(cmd.Context(), cfg, st, ids)
 			if err != nil {
@@ -163,6 +191,10 @@ Exit status: 0 when every letter was delivered, 1 otherwise.`,
 			out := cmd.OutOrStdout()
 			failed := 0
 			for _, dl := range targets {
+				dst, err := sinkOf(dl.Pipeline)
+				if err != nil {
+					return err
+				}
 				n, err := engine.RetryDeadLetter(cmd.Context(), st, mapperOf(set, dl.Pipeline), dst, dl.Pipeline, dl.ID)
 				if err != nil {
 					failed++
@@ -270,8 +302,8 @@ func (o *deadLetterOpts) targets(ctx context.Context, cfg *config.Config, st sta
 // mapping uses any more maps nothing, so its letters are retried as
 // skipped: delivered by not being written.
 func mapperOf(set *mapping.Set, pipeline string) engine.Mapper {
-	if m := set.Mapper(pipeline); m != nil {
-		return m
+	if set.Mapper(strings.TrimPrefix(pipeline, reversePrefix)) != nil {
+		return pipelineMapper(set, pipeline)
 	}
 	return engine.MapperFunc(func(*change.Record) (change.Record, bool, error) { return change.Record{}, false, nil })
 }

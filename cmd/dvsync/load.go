@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/dvsync/dvsync/config"
 	"github.com/dvsync/dvsync/mapping"
@@ -47,6 +48,21 @@ func loadAll(path string) (*config.Config, *mapping.Set, error) {
 		if _, ok := sourceFactories[conn.Type]; !ok {
 			errs = append(errs, fmt.Errorf("%s: connections.%s.type: %q sources are not supported yet", cfg.Path, name, conn.Type))
 		}
+	}
+	back := set.WriteBackConnections()
+	for _, name := range back {
+		conn, ok := cfg.Connections[name]
+		if !ok {
+			errs = append(errs, fmt.Errorf("%s: a mapping uses connection %q, which connections: does not define", cfg.Path, name))
+			continue
+		}
+		if _, ok := sinkFactories[conn.Type]; !ok {
+			errs = append(errs, fmt.Errorf("%s: connections.%s.type: writing Dataverse changes to %q connections is not supported yet", cfg.Path, name, conn.Type))
+		}
+	}
+	if len(back) > 1 && cfg.Dataverse.Changes.Webhook.Listen != "" {
+		errs = append(errs, fmt.Errorf("%s: dataverse.changes.webhook: mappings write Dataverse changes to %d connections (%s); with webhooks, only one may receive them (use polling alone, or one dvsync per connection)",
+			cfg.Path, len(back), strings.Join(back, ", ")))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, nil, err

@@ -3,6 +3,7 @@ package main
 import (
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/dvsync/dvsync/sink"
 	"github.com/dvsync/dvsync/sink/dataverse"
 	"github.com/dvsync/dvsync/source"
 	"github.com/dvsync/dvsync/source/postgres"
@@ -17,12 +18,32 @@ import (
 // the write path. Sinks built on one client share its limiter, so the
 // Dataverse figures of pipelines sharing a client are the same figures
 // under each pipeline label: aggregate them with max, not sum.
-func registerAdapterMetrics(reg prometheus.Registerer, pipeline string, src source.Source, dst *dataverse.Sink) error {
+func registerAdapterMetrics(reg prometheus.Registerer, pipeline string, src source.Source, out sink.Sink) error {
 	reg = prometheus.WrapRegistererWith(prometheus.Labels{"pipeline": pipeline}, reg)
+	var cs []prometheus.Collector
+	if dst, ok := out.(*dataverse.Sink); ok {
+		cs = dataverseCollectors(dst)
+	}
+	if pg, ok := src.(*postgres.Source); ok {
+		cs = append(cs, slotLagCollector{pg})
+	}
+	for i, c := range cs {
+		if err := reg.Register(c); err != nil {
+			for _, done := range cs[:i] {
+				reg.Unregister(done)
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// dataverseCollectors read a Dataverse sink's figures at scrape time.
+func dataverseCollectors(dst *dataverse.Sink) []prometheus.Collector {
 	stat := func(f func(dataverse.Stats) float64) func() float64 {
 		return func() float64 { return f(dst.Stats()) }
 	}
-	cs := []prometheus.Collector{
+	return []prometheus.Collector{
 		prometheus.NewCounterFunc(dvOpts("requests_total",
 			"HTTP requests sent to Dataverse, retries included."),
 			stat(func(s dataverse.Stats) float64 { return float64(s.Requests) })),
@@ -42,18 +63,6 @@ func registerAdapterMetrics(reg prometheus.Registerer, pipeline string, src sour
 			"Dataverse requests being sent now.")),
 			stat(func(s dataverse.Stats) float64 { return float64(s.InFlight) })),
 	}
-	if pg, ok := src.(*postgres.Source); ok {
-		cs = append(cs, slotLagCollector{pg})
-	}
-	for i, c := range cs {
-		if err := reg.Register(c); err != nil {
-			for _, done := range cs[:i] {
-				reg.Unregister(done)
-			}
-			return err
-		}
-	}
-	return nil
 }
 
 func dvOpts(name, help string) prometheus.CounterOpts {

@@ -68,9 +68,9 @@ func (r *reloader) reload() error {
 		return err
 	}
 	for name, p := range r.pipelines {
-		// A nil *mapping.Mapper maps nothing: a connection no mapping uses
-		// any more keeps streaming, and acks without writing.
-		if err := p.SetMapper(set.Mapper(name)); err != nil {
+		// A connection no mapping uses any more keeps streaming, and acks
+		// without writing.
+		if err := p.SetMapper(pipelineMapper(set, name)); err != nil {
 			return fmt.Errorf("pipeline %s: %w", name, err)
 		}
 	}
@@ -105,6 +105,18 @@ func (r *reloader) applicable(set *mapping.Set) error {
 		for _, t := range set.Tables(c) {
 			if !slices.Equal(oldKeys[t], newKeys[t]) {
 				errs = append(errs, fmt.Errorf("connection %s: table %s: source.key changed, and the source keeps the key it started with; restart dvsync to apply it", c, t))
+			}
+		}
+	}
+	for _, c := range set.WriteBackConnections() {
+		if _, ok := r.pipelines[reversePrefix+c]; !ok {
+			errs = append(errs, fmt.Errorf("connection %s receives Dataverse changes now, and has no running pipeline for them; restart dvsync to start one", c))
+			continue
+		}
+		old := r.current.Mapper(c).DataverseTables()
+		for _, t := range set.Mapper(c).DataverseTables() {
+			if !slices.Contains(old, t) {
+				errs = append(errs, fmt.Errorf("connection %s: Dataverse table %s is new, and its changes are captured only for the tables dvsync started with; restart dvsync to add it", c, t))
 			}
 		}
 	}

@@ -24,39 +24,18 @@ import (
 	"github.com/dvsync/dvsync/engine"
 	"github.com/dvsync/dvsync/mapping"
 	"github.com/dvsync/dvsync/odataclient"
-	"github.com/dvsync/dvsync/sink/dataverse"
+	"github.com/dvsync/dvsync/sink"
 	"github.com/dvsync/dvsync/source"
-	"github.com/dvsync/dvsync/source/postgres"
 )
-
-// sourceFactory builds the source for one connection, reading the given
-// source tables, keyed by the given columns where the mappings give them.
-type sourceFactory func(name string, c config.Connection, tables []string, keys map[string][]string, log *slog.Logger) (source.Source, error)
-
-// sourceFactories is the plain map of source adapters by connection type.
-var sourceFactories = map[string]sourceFactory{
-	"postgres": func(_ string, c config.Connection, tables []string, keys map[string][]string, log *slog.Logger) (source.Source, error) {
-		return postgres.New(postgres.Config{
-			DSN:               c.DSN.Reveal(),
-			Slot:              c.Slot,
-			Publication:       c.Publication,
-			Tables:            tables,
-			Keys:              keys,
-			StatusInterval:    c.StatusInterval,
-			HeartbeatInterval: c.HeartbeatInterval,
-			DecodingWorkMem:   c.DecodingWorkMem,
-			SkipOrigin:        c.SkipOrigin,
-		}, log)
-	},
-}
 
 func newRunCmd() *cobra.Command {
 	var path, logLevel string
 	cmd := &cobra.Command{
 		Use:   "run -c FILE",
 		Short: "Run the sync daemon until SIGTERM or SIGINT",
-		Long: `run starts one pipeline per source connection used by the mappings, streams
-changes into Dataverse, and serves /healthz, /readyz and /metrics on the
+		Long: `run starts one pipeline per connection the mappings read, streaming its
+changes into Dataverse, and one per connection they write Dataverse's
+changes back to (mappings from-dataverse or both), and serves /healthz, /readyz and /metrics on the
 config's http.listen address.
 
 On SIGTERM or SIGINT it stops reading, finishes the writes in flight, saves
@@ -116,18 +95,13 @@ func runDaemon(ctx context.Context, cfg *config.Config, set *mapping.Set, logger
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	var pipelines []*engine.Pipeline
-	byName := map[string]*engine.Pipeline{}
-	for _, name := range set.Connections() {
-		conn := cfg.Connections[name]
-		log := logger.With("pipeline", name)
-		src, err := sourceFactories[conn.Type](name, conn, set.Tables(name), set.Keys(name), log)
-		if err != nil {
-			return fmt.Errorf("connection %s: %w", name, err)
-		}
-		// Each pipeline owns its sink (Run closes it); they share the client
-		// and so its connection pool.
-		dst := newDataverseSink(client, cfg, set)
+	a := &adapters{cfg: cfg, set: set, client: client, store: st, log: logger}
+	var (
+		names     []string
+		pipelines []*engine.Pipeline
+		byName    = map[string]*engine.Pipeline{}
+	)
+	add := func(name string, src source.Source, dst sink.Sink) error {
 		p, err := engine.New(engine.Config{
 			Name:              name,
 			Workers:           cfg.Engine.Workers,
@@ -138,15 +112,43 @@ func runDaemon(ctx context.Context, cfg *config.Config, set *mapping.Set, logger
 			ShutdownTimeout:   cfg.Engine.ShutdownTimeout,
 			Logger:            logger, // the engine adds the pipeline name itself
 			Metrics:           reg,
-		}, src, set.Mapper(name), dst, st)
+		}, src, pipelineMapper(set, name), dst, st)
+		if err != nil {
+			return fmt.Errorf("pipeline %s: %w", name, err)
+		}
+		if err := registerAdapterMetrics(reg, name, src, dst); err != nil {
+			return fmt.Errorf("pipeline %s: metrics: %w", name, err)
+		}
+		names = append(names, name)
+		pipelines = append(pipelines, p)
+		byName[name] = p
+		return nil
+	}
+	for _, name := range set.Connections() {
+		conn := cfg.Connections[name]
+		src, err := sourceFactories[conn.Type](ctx, a, name, conn, logger.With("pipeline", name))
 		if err != nil {
 			return fmt.Errorf("connection %s: %w", name, err)
 		}
-		if err := registerAdapterMetrics(reg, name, src, dst); err != nil {
-			return fmt.Errorf("connection %s: metrics: %w", name, err)
+		// Each pipeline owns its sink (Run closes it); they share the client
+		// and so its connection pool.
+		if err := add(name, src, newDataverseSink(client, cfg, set)); err != nil {
+			return err
 		}
-		pipelines = append(pipelines, p)
-		byName[name] = p
+	}
+	for _, conn := range set.WriteBackConnections() {
+		name := reversePrefix + conn
+		src, err := a.dataverseSource(ctx, name, conn, logger.With("pipeline", name))
+		if err != nil {
+			return fmt.Errorf("pipeline %s: %w", name, err)
+		}
+		dst, err := sinkFactories[cfg.Connections[conn].Type](ctx, a, conn, cfg.Connections[conn])
+		if err != nil {
+			return fmt.Errorf("connection %s: %w", conn, err)
+		}
+		if err := add(name, src, dst); err != nil {
+			return err
+		}
 	}
 
 	ctx, cancel := context.WithCancel(ctx)
@@ -183,7 +185,7 @@ func runDaemon(ctx context.Context, cfg *config.Config, set *mapping.Set, logger
 	for i, p := range pipelines {
 		wg.Go(func() {
 			if err := p.Run(ctx); err != nil {
-				errs[i] = fmt.Errorf("pipeline %s: %w", set.Connections()[i], err)
+				errs[i] = fmt.Errorf("pipeline %s: %w", names[i], err)
 				cancel()
 			}
 		})
@@ -240,21 +242,6 @@ func newTokenSource(d *config.Dataverse) (odataclient.TokenSource, error) {
 		}
 	}
 	return odataclient.NewClientCredentials(cc)
-}
-
-// newDataverseSink builds a sink writing through client to the tables the
-// mappings name.
-func newDataverseSink(client *odataclient.Client, cfg *config.Config, set *mapping.Set) *dataverse.Sink {
-	return dataverse.New(client, dataverse.Config{
-		Concurrency: cfg.Dataverse.Concurrency,
-		EntitySets:  set.EntitySets(),
-		Mode:        cfg.Dataverse.WriteMode,
-		BatchSize:   cfg.Dataverse.BatchSize,
-		Write: odataclient.WriteOptions{
-			Tag:                         cfg.Dataverse.Tag,
-			BypassCustomPluginExecution: cfg.Dataverse.BypassCustomPluginExecution,
-		},
-	})
 }
 
 // startHTTP serves health and metrics. /healthz answers while the process

@@ -1,0 +1,100 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+
+	"github.com/dvsync/dvsync/change"
+	"github.com/dvsync/dvsync/config"
+	"github.com/dvsync/dvsync/engine"
+	"github.com/dvsync/dvsync/mapping"
+	"github.com/dvsync/dvsync/odataclient"
+	"github.com/dvsync/dvsync/sink"
+	"github.com/dvsync/dvsync/source"
+	"github.com/dvsync/dvsync/state"
+)
+
+// adapters is what the adapter factories build from: the daemon config,
+// the mappings, the Dataverse client and the state store.
+type adapters struct {
+	cfg    *config.Config
+	set    *mapping.Set
+	client *odataclient.Client
+	store  state.Store
+	log    *slog.Logger
+
+	userOnce sync.Once
+	userID   string
+	userErr  error
+}
+
+// sourceFactory builds the source reading the mapped tables (or topics)
+// of one connection, whose changes flow to Dataverse.
+type sourceFactory func(ctx context.Context, a *adapters, name string, conn config.Connection, log *slog.Logger) (source.Source, error)
+
+// sinkFactory builds the sink writing Dataverse changes to one connection,
+// for mappings with direction from-dataverse or both.
+type sinkFactory func(ctx context.Context, a *adapters, name string, conn config.Connection) (sink.Sink, error)
+
+// sourceFactories and sinkFactories are the adapters by connection type;
+// each type's file registers its own in init.
+var (
+	sourceFactories = map[string]sourceFactory{}
+	sinkFactories   = map[string]sinkFactory{}
+)
+
+// ownUserID is the Dataverse user dvsync writes as: the config's
+// dataverse.changes.user_id, else WhoAmI's answer, asked once.
+func (a *adapters) ownUserID(ctx context.Context) (string, error) {
+	a.userOnce.Do(func() {
+		if id := a.cfg.Dataverse.Changes.UserID; id != "" {
+			a.userID = strings.ToLower(id)
+			return
+		}
+		who, err := a.client.WhoAmI(ctx)
+		if err != nil {
+			a.userErr = fmt.Errorf("dataverse: WhoAmI, to learn the user whose changes are dvsync's own (or set dataverse.changes.user_id): %w", err)
+			return
+		}
+		a.userID = strings.ToLower(who.UserID)
+	})
+	return a.userID, a.userErr
+}
+
+// writesBack reports whether mappings write Dataverse changes to the named
+// connection.
+func (a *adapters) writesBack(conn string) bool {
+	for _, c := range a.set.WriteBackConnections() {
+		if c == conn {
+			return true
+		}
+	}
+	return false
+}
+
+// reversePrefix names the pipelines that write Dataverse changes to a
+// connection: "from-dataverse/<connection>". Connection names cannot hold
+// a slash, so these names never collide with a connection's.
+const reversePrefix = "from-dataverse/"
+
+// pipelineMapper returns the mapper of the named pipeline under set: the
+// connection's mappings to Dataverse, or, for a from-dataverse pipeline,
+// their reverse.
+func pipelineMapper(set *mapping.Set, pipeline string) engine.Mapper {
+	if conn, ok := strings.CutPrefix(pipeline, reversePrefix); ok {
+		return reverseMapper{set.Mapper(conn)}
+	}
+	// A nil *mapping.Mapper maps nothing, which is what a pipeline whose
+	// connection lost its mappings should do.
+	return set.Mapper(pipeline)
+}
+
+// reverseMapper applies a connection's mappings from Dataverse to it.
+type reverseMapper struct{ m *mapping.Mapper }
+
+func (r reverseMapper) Map(rec *change.Record) (change.Record, bool, error) {
+	return r.m.MapToSource(rec)
+}
