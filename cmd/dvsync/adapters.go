@@ -39,12 +39,27 @@ type sourceFactory func(ctx context.Context, a *adapters, name string, conn conf
 // for mappings with direction from-dataverse or both.
 type sinkFactory func(ctx context.Context, a *adapters, name string, conn config.Connection) (sink.Sink, error)
 
-// sourceFactories and sinkFactories are the adapters by connection type;
-// each type's file registers its own in init.
+// storeWrapper wraps the state store a pipeline reading one connection
+// uses, to add to what the engine stores (dead letters published to a
+// topic, say).
+type storeWrapper func(ctx context.Context, a *adapters, name string, conn config.Connection, st state.Store) (state.Store, error)
+
+// sourceFactories, sinkFactories and storeWrappers are the adapters by
+// connection type; each type's file registers its own in init.
 var (
 	sourceFactories = map[string]sourceFactory{}
 	sinkFactories   = map[string]sinkFactory{}
+	storeWrappers   = map[string]storeWrapper{}
 )
+
+// pipelineStore is the state store of the pipeline reading the named
+// connection: the daemon's, wrapped as the connection's type asks.
+func (a *adapters) pipelineStore(ctx context.Context, name string, conn config.Connection) (state.Store, error) {
+	if w := storeWrappers[conn.Type]; w != nil {
+		return w(ctx, a, name, conn, a.store)
+	}
+	return a.store, nil
+}
 
 // ownUserID is the Dataverse user dvsync writes as: the config's
 // dataverse.changes.user_id, else WhoAmI's answer, asked once.

@@ -26,6 +26,7 @@ import (
 	"github.com/dvsync/dvsync/odataclient"
 	"github.com/dvsync/dvsync/sink"
 	"github.com/dvsync/dvsync/source"
+	"github.com/dvsync/dvsync/state"
 )
 
 func newRunCmd() *cobra.Command {
@@ -101,7 +102,7 @@ func runDaemon(ctx context.Context, cfg *config.Config, set *mapping.Set, logger
 		pipelines []*engine.Pipeline
 		byName    = map[string]*engine.Pipeline{}
 	)
-	add := func(name string, src source.Source, dst sink.Sink) error {
+	add := func(name string, src source.Source, dst sink.Sink, st state.Store) error {
 		p, err := engine.New(engine.Config{
 			Name:              name,
 			Workers:           cfg.Engine.Workers,
@@ -130,9 +131,13 @@ func runDaemon(ctx context.Context, cfg *config.Config, set *mapping.Set, logger
 		if err != nil {
 			return fmt.Errorf("connection %s: %w", name, err)
 		}
+		pst, err := a.pipelineStore(ctx, name, conn)
+		if err != nil {
+			return fmt.Errorf("connection %s: %w", name, err)
+		}
 		// Each pipeline owns its sink (Run closes it); they share the client
 		// and so its connection pool.
-		if err := add(name, src, newDataverseSink(client, cfg, set)); err != nil {
+		if err := add(name, src, newDataverseSink(client, cfg, set), pst); err != nil {
 			return err
 		}
 	}
@@ -146,7 +151,7 @@ func runDaemon(ctx context.Context, cfg *config.Config, set *mapping.Set, logger
 		if err != nil {
 			return fmt.Errorf("connection %s: %w", conn, err)
 		}
-		if err := add(name, src, dst); err != nil {
+		if err := add(name, src, dst, st); err != nil {
 			return err
 		}
 	}
