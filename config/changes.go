@@ -20,6 +20,9 @@ type Changes struct {
 	Webhook Webhook `yaml:"webhook"`
 	// Poll is the change-tracking poller.
 	Poll Poll `yaml:"poll"`
+	// EventHub reads the change events Dataverse publishes to an Azure
+	// Event Hub instead of webhooks and polling.
+	EventHub EventHub `yaml:"event_hub"`
 	// UserID is the Dataverse user id dvsync writes as, whose changes are
 	// its own and are not captured. Default: asked of Dataverse (WhoAmI)
 	// at start-up.
@@ -55,6 +58,18 @@ type WebhookAuth struct {
 	Headers map[string]Secret `yaml:"headers"`
 	// Query are query parameters and the values each post must carry.
 	Query map[string]Secret `yaml:"query"`
+}
+
+// EventHub names the Kafka topic holding the RemoteExecutionContext JSON
+// that a Dataverse service endpoint (contract EventHub, message format
+// JSON) publishes to an Azure Event Hub, read through the Event Hubs
+// namespace's Kafka endpoint.
+type EventHub struct {
+	// Connection is a connection of type kafka: the namespace's Kafka
+	// endpoint. Empty: no event hub is read.
+	Connection string `yaml:"connection"`
+	// Topic is the event hub. Required with connection.
+	Topic string `yaml:"topic"`
 }
 
 // Poll configures the change-tracking poller.
@@ -96,6 +111,18 @@ func (c *Changes) validate(ps *yamlfile.Problems, path string) {
 		if w.MaxBodyBytes < 1024 {
 			ps.Add(yamlfile.JoinPath(wp, "max_body_bytes"), "must be at least 1024, got %d", w.MaxBodyBytes)
 		}
+	}
+	if eh := &c.EventHub; eh.Connection != "" || eh.Topic != "" {
+		ep := yamlfile.JoinPath(path, "event_hub")
+		switch {
+		case eh.Connection == "":
+			ps.Add(yamlfile.JoinPath(ep, "connection"), "required with topic: a connection of type kafka")
+		case eh.Topic == "":
+			ps.Add(yamlfile.JoinPath(ep, "topic"), "required: the event hub's name")
+		case w.Listen != "":
+			ps.Add(ep, "give webhook or event_hub, not both: Dataverse's events arrive one way")
+		}
+		return
 	}
 	pp := yamlfile.JoinPath(path, "poll")
 	p := &c.Poll

@@ -114,3 +114,15 @@ func TestChangesProblems(t *testing.T) {
 		t.Errorf("poll off without a webhook: %v", err)
 	}
 }
+
+func TestEventHubChanges(t *testing.T) {
+	base := strings.Replace(minimal, "    token: tok\n", "    token: tok\n  changes:\n    event_hub: {connection: %s, topic: dataverse}\n", 1)
+	ok := strings.Replace(base, "%s", "hub", 1) + "  hub:\n    type: kafka\n    brokers: [ns.servicebus.windows.net:9093]\n"
+	if c, err := Parse([]byte(ok), "dvsync.yaml", envOf()); err != nil || c.Dataverse.Changes.EventHub.Topic != "dataverse" {
+		t.Fatalf("event hub config: %v", err)
+	}
+	_, err := Parse([]byte(strings.Replace(base, "%s", "app", 1)), "dvsync.yaml", envOf())
+	if err == nil || !strings.Contains(err.Error(), `dataverse.changes.event_hub.connection: "app" is not a connection of type kafka`) {
+		t.Errorf("event hub on a postgres connection: %v", err)
+	}
+}

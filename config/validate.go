@@ -55,6 +55,11 @@ func (c *Config) validate(ps *yamlfile.Problems) {
 		conn.validate(ps, path)
 		c.checkFieldTypes(ps, path, conn.Type)
 	}
+	if name := c.Dataverse.Changes.EventHub.Connection; name != "" {
+		if conn, ok := c.Connections[name]; !ok || conn.Type != "kafka" {
+			ps.Add("dataverse.changes.event_hub.connection", "%q is not a connection of type kafka", name)
+		}
+	}
 	if len(c.Mappings) == 0 {
 		ps.Add("mappings", "required: at least one glob of mapping files")
 	}

@@ -52,6 +52,11 @@ var (
 	storeWrappers   = map[string]storeWrapper{}
 )
 
+// eventHubSource builds the source of Dataverse changes read from an
+// event hub (dataverse.changes.event_hub), for the pipeline writing them to
+// conn. Set by the Kafka wiring.
+var eventHubSource func(ctx context.Context, a *adapters, pipeline, conn string, log *slog.Logger) (source.Source, error)
+
 // pipelineStore is the state store of the pipeline reading the named
 // connection: the daemon's, wrapped as the connection's type asks.
 func (a *adapters) pipelineStore(ctx context.Context, name string, conn config.Connection) (state.Store, error) {

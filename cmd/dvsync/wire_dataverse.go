@@ -33,10 +33,17 @@ func newDataverseSink(client *odataclient.Client, cfg *config.Config, set entity
 type entitySetter interface{ EntitySets() map[string]string }
 
 // dataverseSource builds the source of Dataverse changes that the mappings
-// of one connection write back to it: the webhook receiver when
+// of one connection write back to it: the event hub when
+// dataverse.changes.event_hub is given; else the webhook receiver when
 // dataverse.changes.webhook.listen is given, and the change-tracking poller
 // of those tables unless polling is off.
 func (a *adapters) dataverseSource(ctx context.Context, pipeline, conn string, log *slog.Logger) (source.Source, error) {
+	if a.cfg.Dataverse.Changes.EventHub.Connection != "" {
+		if eventHubSource == nil {
+			return nil, errors.New("dataverse.changes.event_hub: this dvsync cannot read event hubs")
+		}
+		return eventHubSource(ctx, a, pipeline, conn, log)
+	}
 	store, ok := a.store.(dvsource.Store)
 	if !ok {
 		return nil, errors.New("the state store cannot keep Dataverse changes")
