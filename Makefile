@@ -19,14 +19,14 @@ TOOLS_BIN := $(CURDIR)/.tools/bin
 GOLANGCI_LINT := $(TOOLS_BIN)/golangci-lint
 TESTSUMMARY := $(TOOLS_BIN)/testsummary
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo unknown)
-# Packages that lint, test and bench cover, e.g. make test PKGS=./engine/...
+# Packages that lint and test cover, e.g. make test PKGS=./engine/...
 PKGS ?= ./...
 
 .PHONY: help
 help: ## Show this list
 	@echo 'Usage: make TARGET'
 	@echo
-	@awk 'BEGIN { FS = ":.*## " } /^[a-z-]+:.*## / { printf "  %-7s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
+	@awk 'BEGIN { FS = ":.*## " } /^[a-z-]+:.*## / { printf "  %-11s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
 
 .PHONY: deps
 deps: ## Install what is missing (PostgreSQL 15 server, Go modules); check Go >= 1.26
@@ -62,14 +62,16 @@ test: deps-test lint ## deps, lint, go vet, then every test with -race; ends wit
 demo: deps build ## Build and run the demo: PostgreSQL -> dvsync -> Dataverse emulator
 	./bin/dvsync demo
 
+# BENCHFLAGS adds dvbench flags, e.g. make bench BENCHFLAGS='-scenarios backfill -rows 200000'.
+BENCHFLAGS ?=
+
 .PHONY: bench
-bench: deps ## Run the benchmark programs in bench/ (figures on stdout), then the Go micro-benchmarks
-	@for b in emulator dvwrite pgstream pglatency pgbackfill; do \
-		echo "==> bench/$$b"; \
-		$(GO) run ./bench/$$b; \
-	done
-	@echo '==> go test -bench'
-	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+bench: deps ## Run the benchmark suite (bench/dvbench) at full sizes; prints a table, writes bench.json
+	$(GO) run ./bench/dvbench -commit '$(VERSION)' -json bench.json $(BENCHFLAGS)
+
+.PHONY: bench-quick
+bench-quick: deps ## The benchmark suite at small sizes, under two minutes
+	$(GO) run ./bench/dvbench -quick -commit '$(VERSION)' -json bench.json $(BENCHFLAGS)
 
 .PHONY: clean
 clean: ## Remove build output (keeps the .tools cache)

@@ -1,0 +1,122 @@
+package benchenv
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dvsync/dvsync/emulator"
+	"github.com/dvsync/dvsync/sink/dataverse"
+)
+
+// TestMain lets the test binary serve as the emulator's child process,
+// as the benchmark program does.
+func TestMain(m *testing.M) {
+	if child, err := ServeEmulatorChild(); child {
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+func start(t *testing.T) (context.Context, *Postgres, *Emulator) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	pg, err := StartPostgres(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pg.Stop)
+	em, err := StartEmulator(emulator.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(em.Stop)
+	return ctx, pg, em
+}
+
+// A benchmark whose target lost or changed a row must fail: Compare is
+// what makes a lossy run a failure.
+func TestCompareCatchesLossyTarget(t *testing.T) {
+	ctx, pg, em := start(t)
+	if err := pg.Insert(ctx, 1, 10); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := em.Ingest(ctx, 1, 9, 4, 2); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Compare(ctx, pg, em); err == nil || !strings.Contains(err.Error(), "1 source rows missing") {
+		t.Fatalf("Compare with row 10 missing: %v, want 1 source row missing", err)
+	}
+	if _, err := CompareGenerated(ctx, 10, em); err == nil {
+		t.Fatal("CompareGenerated with row 10 missing: nil error")
+	}
+	if _, err := em.Ingest(ctx, 10, 1, 4, 1); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := Compare(ctx, pg, em); err != nil || n != 10 {
+		t.Fatalf("Compare of equal sides: %d rows, %v; want 10, nil", n, err)
+	}
+	if n, err := CompareGenerated(ctx, 10, em); err != nil || n != 10 {
+		t.Fatalf("CompareGenerated of equal sides: %d rows, %v; want 10, nil", n, err)
+	}
+	if err := pg.Exec(ctx, "UPDATE "+Table+" SET employees = employees + 1 WHERE id = 5"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Compare(ctx, pg, em); err == nil || !strings.Contains(err.Error(), "1 accounts wrong") {
+		t.Fatalf("Compare with a changed value: %v, want 1 account wrong", err)
+	}
+}
+
+// The wiring the scenarios use carries rows end to end: a backfill, then
+// streamed inserts.
+func TestBackfillThenStreaming(t *testing.T) {
+	ctx, pg, em := start(t)
+	if err := pg.Insert(ctx, 1, 300); err != nil {
+		t.Fatal(err)
+	}
+	dst, client, err := NewSink(em, dataverse.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(client.CloseIdleConnections)
+	if n, err := Backfill(ctx, pg.DSN(), "test_backfill", dst); err != nil || n != 300 {
+		t.Fatalf("Backfill: %d rows, %v; want 300, nil", n, err)
+	}
+	if err := pg.DropSlot(ctx, "test_backfill"); err != nil {
+		t.Fatal(err)
+	}
+	dst, client, err = NewSink(em, dataverse.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(client.CloseIdleConnections)
+	s, err := StartStreaming(ctx, pg.DSN(), "test_stream", dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := s.Stop(); err != nil {
+			t.Error(err)
+		}
+	})
+	if err := pg.Insert(ctx, 301, 50); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Wait(ctx, 50); err != nil {
+		t.Fatal(err)
+	}
+	if ph := s.Take(); ph.Records != 50 || ph.Latencies.Len() != 50 || ph.Span() <= 0 {
+		t.Fatalf("phase: %d records, %d latencies, span %s; want 50, 50, positive", ph.Records, ph.Latencies.Len(), ph.Span())
+	}
+	if n, err := Compare(ctx, pg, em); err != nil || n != 350 {
+		t.Fatalf("Compare: %d rows, %v; want 350, nil", n, err)
+	}
+}
