@@ -138,3 +138,26 @@ func (p *plan) sourceRow(rec *change.Record) (change.Row, error) {
 	}
 	return row, nil
 }
+
+// KeyAttributes returns the attributes that identify a row of the
+// Dataverse table for the mapping that writes its changes back: the
+// alternate key's attributes, in the key's order. Nil when no mapping of
+// this connection maps the table back, or when it addresses rows by their
+// primary id (key.id.column), which every Dataverse record carries.
+//
+// A delete Dataverse reports by id alone carries none of them; a caller
+// that remembers them by id can supply them as the record's Before.
+func (m *Mapper) KeyAttributes(table string) []string {
+	if m == nil {
+		return nil
+	}
+	p := m.byTarget[table]
+	if p == nil || p.mode != byAlternateKey {
+		return nil
+	}
+	attrs := make([]string, len(p.keys))
+	for k, i := range p.keys {
+		attrs[k] = p.cols[i].target
+	}
+	return attrs
+}

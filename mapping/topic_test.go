@@ -41,6 +41,10 @@ columns:
 	if got := out1.Connections(); len(got) != 0 {
 		t.Errorf("Connections = %v, want none read", got)
 	}
+	off := compile(t, strings.Replace(strings.Replace(kafka, ", format: debezium", ", tombstones: false", 1), "version: 1\n", "version: 1\ndirection: from-dataverse\n", 1))
+	if off.Mappings()[0].Source.TombstonesOn() {
+		t.Error("tombstones: false is on")
+	}
 	read := compile(t, strings.Replace(kafka, ", format: debezium", "", 1))
 	if f := read.Mappings()[0].Source.Format; f != FormatJSON {
 		t.Errorf("read topic default format %q, want json", f)
@@ -86,5 +90,20 @@ func TestTopicAndConflictProblems(t *testing.T) {
 				t.Errorf("got %v\nwant %s", err, tt.want)
 			}
 		})
+	}
+}
+
+func TestKeyAttributes(t *testing.T) {
+	both := head + "direction: both\nkey: {alternate_key: [accountnumber]}\ncolumns:\n  - {source: id, target: accountnumber, type: string}\n  - {source: name, target: name}\n"
+	mp := compile(t, both).Mapper("app")
+	if got := mp.KeyAttributes("account"); !slices.Equal(got, []string{"accountnumber"}) {
+		t.Errorf("KeyAttributes = %v", got)
+	}
+	if got := mp.KeyAttributes("contact"); got != nil {
+		t.Errorf("KeyAttributes of an unmapped table = %v", got)
+	}
+	byID := compile(t, head+"direction: both\nkey: {id: {column: crm_id}}\ncolumns:\n  - {source: name, target: name}\n").Mapper("app")
+	if got := byID.KeyAttributes("account"); got != nil {
+		t.Errorf("KeyAttributes by id column = %v", got)
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/dvsync/dvsync/change"
 	"github.com/dvsync/dvsync/config"
 	"github.com/dvsync/dvsync/engine"
 	"github.com/dvsync/dvsync/mapping"
@@ -29,6 +28,9 @@ type adapters struct {
 	userOnce sync.Once
 	userID   string
 	userErr  error
+
+	idsMu sync.Mutex
+	ids   map[string]*idIndex // by from-dataverse pipeline
 }
 
 // sourceFactory builds the source reading the mapped tables (or topics)
@@ -100,21 +102,39 @@ func (a *adapters) writesBack(conn string) bool {
 // a slash, so these names never collide with a connection's.
 const reversePrefix = "from-dataverse/"
 
-// pipelineMapper returns the mapper of the named pipeline under set: the
+// mapper returns the mapper of the named pipeline under set: the
 // connection's mappings to Dataverse, or, for a from-dataverse pipeline,
-// their reverse.
-func pipelineMapper(set *mapping.Set, pipeline string) engine.Mapper {
+// their reverse, with the pipeline's id index.
+func (a *adapters) mapper(set *mapping.Set, pipeline string) engine.Mapper {
 	if conn, ok := strings.CutPrefix(pipeline, reversePrefix); ok {
-		return reverseMapper{set.Mapper(conn)}
+		return reverseMapper{m: set.Mapper(conn), ids: a.idIndex(pipeline)}
 	}
 	// A nil *mapping.Mapper maps nothing, which is what a pipeline whose
 	// connection lost its mappings should do.
 	return set.Mapper(pipeline)
 }
 
-// reverseMapper applies a connection's mappings from Dataverse to it.
-type reverseMapper struct{ m *mapping.Mapper }
+// idIndex returns the id index of a from-dataverse pipeline, made on first
+// use; nil when the state store keeps none.
+func (a *adapters) idIndex(pipeline string) *idIndex {
+	a.idsMu.Lock()
+	defer a.idsMu.Unlock()
+	if x, ok := a.ids[pipeline]; ok {
+		return x
+	}
+	if a.ids == nil {
+		a.ids = map[string]*idIndex{}
+	}
+	x := newIDIndex(a.store, pipeline)
+	a.ids[pipeline] = x
+	return x
+}
 
-func (r reverseMapper) Map(rec *change.Record) (change.Record, bool, error) {
-	return r.m.MapToSource(rec)
+// reverseSink wraps the sink of a from-dataverse pipeline so the ids its
+// mapper noted are stored before each write.
+func (a *adapters) reverseSink(pipeline string, dst sink.Sink) sink.Sink {
+	if x := a.idIndex(pipeline); x != nil {
+		return indexingSink{Sink: dst, ids: x}
+	}
+	return dst
 }

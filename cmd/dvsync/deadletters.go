@@ -180,7 +180,7 @@ Exit status: 0 when every letter was delivered, 1 otherwise.`,
 				if err != nil {
 					return nil, err
 				}
-				sinks[pipeline] = s
+				sinks[pipeline] = a.reverseSink(pipeline, s)
 				return s, nil
 			}
 
@@ -195,7 +195,7 @@ Exit status: 0 when every letter was delivered, 1 otherwise.`,
 				if err != nil {
 					return err
 				}
-				n, err := engine.RetryDeadLetter(cmd.Context(), st, mapperOf(set, dl.Pipeline), dst, dl.Pipeline, dl.ID)
+				n, err := engine.RetryDeadLetter(cmd.Context(), st, mapperOf(a, set, dl.Pipeline), dst, dl.Pipeline, dl.ID)
 				if err != nil {
 					failed++
 					fmt.Fprintf(out, "%d: failed again: %v\n", dl.ID, err)
@@ -301,9 +301,9 @@ func (o *deadLetterOpts) targets(ctx context.Context, cfg *config.Config, st sta
 // mapperOf returns the pipeline's mapper. A pipeline whose connection no
 // mapping uses any more maps nothing, so its letters are retried as
 // skipped: delivered by not being written.
-func mapperOf(set *mapping.Set, pipeline string) engine.Mapper {
+func mapperOf(a *adapters, set *mapping.Set, pipeline string) engine.Mapper {
 	if set.Mapper(strings.TrimPrefix(pipeline, reversePrefix)) != nil {
-		return pipelineMapper(set, pipeline)
+		return a.mapper(set, pipeline)
 	}
 	return engine.MapperFunc(func(*change.Record) (change.Record, bool, error) { return change.Record{}, false, nil })
 }

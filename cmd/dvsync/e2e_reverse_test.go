@@ -193,6 +193,26 @@ func (e *reverseE2E) exercise() {
 	e.waitTable(30*time.Second, map[string]string{"S1": "Acme|4", "S3": "Initech|null"})
 }
 
+// TestEndToEndFromDataversePolling delivers Dataverse creates, updates and
+// deletes to a PostgreSQL table through change-tracking polling alone, and
+// again after a restart.
+func TestEndToEndFromDataversePolling(t *testing.T) {
+	e := newReverseE2E(t, "from-dataverse", "", "    poll: {min_interval: 100ms, max_interval: 500ms}")
+	d := e.start()
+	e.exercise()
+	if err := d.stop(20 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	// Changes made while dvsync is down arrive after it restarts.
+	e.upsert("S4", `{"cr1_name":"Umbrella","cr1_rating":1}`)
+	e.delete("S3")
+	d = e.start()
+	e.waitTable(30*time.Second, map[string]string{"S1": "Acme|4", "S4": "Umbrella|1"})
+	if err := d.stop(20 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestEndToEndFromDataverseWebhooks delivers the same changes through the
 // webhook receiver, with polling off, so nothing but the posts can carry
 // them.

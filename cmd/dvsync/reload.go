@@ -21,14 +21,16 @@ import (
 type reloader struct {
 	path      string // the config file, re-read for its mappings globs
 	current   *mapping.Set
-	pipelines map[string]*engine.Pipeline // by connection name
+	pipelines map[string]*engine.Pipeline // by name
+	mapper    func(set *mapping.Set, pipeline string) engine.Mapper
 	log       *slog.Logger
 	reloads   *prometheus.CounterVec // by result: applied or refused
 }
 
-func newReloader(cfg *config.Config, set *mapping.Set, pipelines map[string]*engine.Pipeline, log *slog.Logger, reg prometheus.Registerer) *reloader {
+func newReloader(cfg *config.Config, set *mapping.Set, pipelines map[string]*engine.Pipeline,
+	mapper func(*mapping.Set, string) engine.Mapper, log *slog.Logger, reg prometheus.Registerer) *reloader {
 	r := &reloader{
-		path: cfg.Path, current: set, pipelines: pipelines, log: log,
+		path: cfg.Path, current: set, pipelines: pipelines, mapper: mapper, log: log,
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "dvsync", Name: "mapping_reloads_total",
 			Help: "Reloads of the mapping files (SIGHUP), by result: applied, or refused with the old mappings kept.",
@@ -70,7 +72,7 @@ func (r *reloader) reload() error {
 	for name, p := range r.pipelines {
 		// A connection no mapping uses any more keeps streaming, and acks
 		// without writing.
-		if err := p.SetMapper(pipelineMapper(set, name)); err != nil {
+		if err := p.SetMapper(r.mapper(set, name)); err != nil {
 			return fmt.Errorf("pipeline %s: %w", name, err)
 		}
 	}

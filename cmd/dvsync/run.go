@@ -113,7 +113,7 @@ func runDaemon(ctx context.Context, cfg *config.Config, set *mapping.Set, logger
 			ShutdownTimeout:   cfg.Engine.ShutdownTimeout,
 			Logger:            logger, // the engine adds the pipeline name itself
 			Metrics:           reg,
-		}, src, pipelineMapper(set, name), dst, st)
+		}, src, a.mapper(set, name), dst, st)
 		if err != nil {
 			return fmt.Errorf("pipeline %s: %w", name, err)
 		}
@@ -151,7 +151,7 @@ func runDaemon(ctx context.Context, cfg *config.Config, set *mapping.Set, logger
 		if err != nil {
 			return fmt.Errorf("connection %s: %w", conn, err)
 		}
-		if err := add(name, src, dst, st); err != nil {
+		if err := add(name, src, a.reverseSink(name, dst), st); err != nil {
 			return err
 		}
 	}
@@ -161,7 +161,7 @@ func runDaemon(ctx context.Context, cfg *config.Config, set *mapping.Set, logger
 	reloaderDone := make(chan struct{})
 	go func() {
 		defer close(reloaderDone)
-		newReloader(cfg, set, byName, logger, reg).run(ctx, hup)
+		newReloader(cfg, set, byName, a.mapper, logger, reg).run(ctx, hup)
 	}()
 	defer func() {
 		cancel()

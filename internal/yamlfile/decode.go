@@ -130,6 +130,13 @@ func (d *decoder) value(n ast.Node, v reflect.Value, path string) {
 		return
 	}
 	switch v.Kind() {
+	case reflect.Pointer:
+		// An optional value: nil when absent (or null, above), so a
+		// default can tell "not given" from the zero value.
+		if v.IsNil() {
+			v.Set(reflect.New(v.Type().Elem()))
+		}
+		d.value(n, v.Elem(), path)
 	case reflect.Struct:
 		d.structure(n, v, path)
 	case reflect.Map:

@@ -138,3 +138,16 @@ func TestWithoutAndLocate(t *testing.T) {
 		t.Errorf("JoinPath = %q", got)
 	}
 }
+
+func TestDecodeOptional(t *testing.T) {
+	var d struct {
+		Flag  *bool `yaml:"flag"`
+		Other *bool `yaml:"other"`
+	}
+	if _, ps := Decode([]byte("flag: false\n"), "o.yaml", nil, &d); len(ps) > 0 {
+		t.Fatal(ps.Err())
+	}
+	if d.Flag == nil || *d.Flag || d.Other != nil {
+		t.Errorf("flag = %v, other = %v: want a false flag and no other", d.Flag, d.Other)
+	}
+}
