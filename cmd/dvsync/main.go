@@ -59,6 +59,7 @@ files. See docs/config.md and docs/mapping.md for the file formats.`,
 		newConfigCmd(),
 		newEmulatorCmd(),
 		newDemoCmd(),
+		newHealthcheckCmd(),
 		newVersionCmd(),
 	)
 	return root

@@ -48,7 +48,10 @@ func (r *reloader) run(ctx context.Context, signals <-chan os.Signal) {
 			return
 		case <-signals:
 		}
-		if err := r.reload(); err != nil {
+		_ = notifyReloading() // systemd: reloading until the next READY=1
+		err := r.reload()
+		_ = notifyReloaded()
+		if err != nil {
 			r.reloads.WithLabelValues("refused").Inc()
 			// Each problem names its file and line; one log line says it all.
 			r.log.Error("mapping reload refused; the running mappings stay", "err", strings.Join(problemLines(err), "; "))

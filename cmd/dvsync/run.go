@@ -158,6 +158,10 @@ func runDaemon(ctx context.Context, cfg *config.Config, set *mapping.Set, logger
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	go func() {
+		<-ctx.Done()
+		_ = notifyStopping() // systemd: stopping, whatever the reason
+	}()
 	reloaderDone := make(chan struct{})
 	go func() {
 		defer close(reloaderDone)
@@ -185,6 +189,13 @@ func runDaemon(ctx context.Context, cfg *config.Config, set *mapping.Set, logger
 	}
 
 	logger.Info("dvsync running", "version", version, "pipelines", len(pipelines), "http", cfg.HTTP.Listen)
+	go func() {
+		// systemd (Type=notify) learns the daemon is up when /readyz would
+		// say so.
+		if err := notifyWhenReady(ctx, func() error { return pipelinesReady(pipelines) }, 100*time.Millisecond); err != nil && ctx.Err() == nil {
+			logger.Warn("could not tell systemd dvsync is ready", "err", err)
+		}
+	}()
 	errs := make([]error, len(pipelines))
 	var wg sync.WaitGroup
 	for i, p := range pipelines {
@@ -260,14 +271,8 @@ func startHTTP(mux *http.ServeMux, addr string, reg *prometheus.Registry, pipeli
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		var reasons []string
-		for _, p := range pipelines {
-			if err := p.Ready(); err != nil {
-				reasons = append(reasons, err.Error())
-			}
-		}
-		if len(reasons) > 0 {
-			http.Error(w, "not ready: "+strings.Join(reasons, "; "), http.StatusServiceUnavailable)
+		if err := pipelinesReady(pipelines); err != nil {
+			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
 			return
 		}
 		fmt.Fprintln(w, "ready")
@@ -285,4 +290,19 @@ func startHTTP(mux *http.ServeMux, addr string, reg *prometheus.Registry, pipeli
 		}
 	}()
 	return srv, nil
+}
+
+// pipelinesReady is nil when every pipeline runs with its source
+// connected, else says why not, for each that does not.
+func pipelinesReady(pipelines []*engine.Pipeline) error {
+	var reasons []string
+	for _, p := range pipelines {
+		if err := p.Ready(); err != nil {
+			reasons = append(reasons, err.Error())
+		}
+	}
+	if len(reasons) > 0 {
+		return errors.New(strings.Join(reasons, "; "))
+	}
+	return nil
 }
