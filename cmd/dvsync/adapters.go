@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
 
+	"github.com/dvsync/dvsync/change"
 	"github.com/dvsync/dvsync/config"
 	"github.com/dvsync/dvsync/engine"
 	"github.com/dvsync/dvsync/mapping"
@@ -111,8 +113,28 @@ func (a *adapters) mapper(set *mapping.Set, pipeline string) engine.Mapper {
 	}
 	// A nil *mapping.Mapper maps nothing, which is what a pipeline whose
 	// connection lost its mappings should do.
-	return set.Mapper(pipeline)
+	return undecodable{set.Mapper(pipeline)}
 }
+
+// metaDecodeError marks a record standing for a message its source could
+// not decode (a Kafka message that is not JSON, say), with the reason.
+const metaDecodeError = "decode_error"
+
+// undecodable sends records their source could not decode to the dead
+// letters with the source's reason, rather than the mapping's confusion
+// at a record without a row.
+type undecodable struct{ m *mapping.Mapper }
+
+func (u undecodable) Map(rec *change.Record) (change.Record, bool, error) {
+	if why, ok := rec.Meta[metaDecodeError]; ok {
+		return change.Record{}, false, change.Permanent(errors.New(why))
+	}
+	return u.m.Map(rec)
+}
+
+// ReadsColumn passes the mapping's answer on, for the engine's schema
+// change checks.
+func (u undecodable) ReadsColumn(table, column string) bool { return u.m.ReadsColumn(table, column) }
 
 // idIndex returns the id index of a from-dataverse pipeline, made on first
 // use; nil when the state store keeps none.

@@ -17,10 +17,7 @@ import (
 // validates it fails here and the entry is removed: from then on it must
 // keep validating.
 var pendingExamples = []string{
-	"examples/dataverse-to-kafka",
-	"examples/kafka-debezium",
 	"examples/sqlserver",
-	"kubernetes/kafka-scaleout.yaml",
 }
 
 // exampleEnv is every variable the example configs expand, with values
