@@ -52,6 +52,9 @@ type Config struct {
 	// of the config file. Default: ["mappings/*.yaml"].
 	Mappings []string `yaml:"mappings"`
 	Engine   Engine   `yaml:"engine"`
+	// Publish streams databases' changes to Kafka topics without
+	// mappings, for the scale-out topology.
+	Publish []Publish `yaml:"publish"`
 
 	// Path is the file the configuration was read from; relative mapping
 	// globs are resolved against its folder. Empty for a Config built in

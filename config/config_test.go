@@ -417,7 +417,7 @@ func TestParseUnusualYAML(t *testing.T) {
 		{minimal + "mappings: mappings/*.yaml\n", `u.yaml:10: mappings: expected a list, got "mappings/*.yaml"`},
 		{minimal + "log: debug\n", `u.yaml:10: log: expected a mapping of fields, got "debug"`},
 		{minimal + "engine: {workers: 99999999999999999999}\n", `u.yaml:10: engine.workers: expected an integer, got "99999999999999999999"`},
-		{minimal + "sources: {}\n", "u.yaml:10: sources: unknown field (expected one of: version, log, http, state, dataverse, connections, mappings, engine)"},
+		{minimal + "sources: {}\n", "u.yaml:10: sources: unknown field (expected one of: version, log, http, state, dataverse, connections, mappings, engine, publish)"},
 	}
 	for _, tt := range tests {
 		_, err := Parse([]byte(tt.data), "u.yaml", envOf())

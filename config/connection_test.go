@@ -126,3 +126,36 @@ func TestEventHubChanges(t *testing.T) {
 		t.Errorf("event hub on a postgres connection: %v", err)
 	}
 }
+
+func TestPublishProblems(t *testing.T) {
+	data := minimal + `  bus: {type: kafka, brokers: ["k:9092"]}
+publish:
+  - {from: app, to: bus, tables: [public.customers], topic_prefix: erp}
+  - {from: bus, to: app, tables: [customers], format: avro}
+  - {from: app, to: nowhere}
+`
+	_, err := Parse([]byte(data), "dvsync.yaml", envOf())
+	if err == nil {
+		t.Fatal("Parse succeeded")
+	}
+	for _, w := range []string{
+		`publish[1].from: "bus" is a kafka connection; publish reads postgres or sqlserver`,
+		`publish[1].to: "app" is a postgres connection, not kafka`,
+		`publish[1].tables[0]: "customers" is not schema-qualified; write it as schema.table`,
+		`publish[1].format: "avro" is not one of: debezium, json`,
+		`publish[2].from: "app" is published twice; list all its tables in one entry`,
+		`publish[2].to: "nowhere" is not under connections:`,
+		`publish[2].tables: required: the schema-qualified tables to publish`,
+	} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("missing %q in:\n%v", w, err)
+		}
+	}
+	if strings.Contains(err.Error(), "publish[0]") {
+		t.Errorf("a valid entry was refused:\n%v", err)
+	}
+	p := Publish{From: "app"}
+	if p.Topic("public.customers") != "app.public.customers" || !p.TombstonesOn() {
+		t.Errorf("defaults: %s %v", p.Topic("public.customers"), p.TombstonesOn())
+	}
+}

@@ -60,8 +60,8 @@ func (c *Config) validate(ps *yamlfile.Problems) {
 			ps.Add("dataverse.changes.event_hub.connection", "%q is not a connection of type kafka", name)
 		}
 	}
-	if len(c.Mappings) == 0 {
-		ps.Add("mappings", "required: at least one glob of mapping files")
+	if len(c.Mappings) == 0 && len(c.Publish) == 0 {
+		ps.Add("mappings", "required: at least one glob of mapping files (a config that only publishes writes mappings: [])")
 	}
 	for i, glob := range c.Mappings {
 		path := "mappings[" + strconv.Itoa(i) + "]"
@@ -72,6 +72,7 @@ func (c *Config) validate(ps *yamlfile.Problems) {
 		}
 	}
 	c.Engine.validate(ps, "engine")
+	c.validatePublish(ps)
 }
 
 var connName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]*$`)

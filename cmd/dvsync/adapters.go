@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 
@@ -70,6 +71,21 @@ func (a *adapters) pipelineStore(ctx context.Context, name string, conn config.C
 	return a.store, nil
 }
 
+// sourceTables are the tables the source of a connection reads: those a
+// publish entry lists, or those its mappings apply to Dataverse.
+func (a *adapters) sourceTables(conn string) []string {
+	for _, p := range a.cfg.Publish {
+		if p.From == conn {
+			return slices.Clone(p.Tables)
+		}
+	}
+	return a.set.Tables(conn)
+}
+
+// publishPrefix names the pipelines of publish entries:
+// "publish/<connection>".
+const publishPrefix = "publish/"
+
 // ownUserID is the Dataverse user dvsync writes as: the config's
 // dataverse.changes.user_id, else WhoAmI's answer, asked once.
 func (a *adapters) ownUserID(ctx context.Context) (string, error) {
@@ -108,6 +124,9 @@ const reversePrefix = "from-dataverse/"
 // connection's mappings to Dataverse, or, for a from-dataverse pipeline,
 // their reverse, with the pipeline's id index.
 func (a *adapters) mapper(set *mapping.Set, pipeline string) engine.Mapper {
+	if strings.HasPrefix(pipeline, publishPrefix) {
+		return asIs
+	}
 	if conn, ok := strings.CutPrefix(pipeline, reversePrefix); ok {
 		return reverseMapper{m: set.Mapper(conn), ids: a.idIndex(pipeline)}
 	}
@@ -115,6 +134,9 @@ func (a *adapters) mapper(set *mapping.Set, pipeline string) engine.Mapper {
 	// connection lost its mappings should do.
 	return undecodable{set.Mapper(pipeline)}
 }
+
+// asIs passes records through unmapped, for publish pipelines.
+var asIs = engine.MapperFunc(func(rec *change.Record) (change.Record, bool, error) { return *rec, true, nil })
 
 // metaDecodeError marks a record standing for a message its source could
 // not decode (a Kafka message that is not JSON, say), with the reason.

@@ -23,6 +23,16 @@ func TestKafkaScaleOutExample(t *testing.T) {
 	} {
 		t.Setenv(k, v)
 	}
+	t.Setenv("PG_DSN", "postgres://dvsync:pw@127.0.0.1:1/app")
+	t.Setenv("DATAVERSE_TOKEN", "token")
+	publisherYAML := filepath.Join(scaleOutExample, "publisher.yaml")
+	if out, errOut, err := runCLI(t, "validate", "-c", publisherYAML); err != nil || !strings.Contains(out, "valid") {
+		t.Fatalf("dvsync validate %s: %v\n%s%s", publisherYAML, err, out, errOut)
+	}
+	pcfg, _, err := loadAll(publisherYAML)
+	if err != nil {
+		t.Fatal(err)
+	}
 	applier := filepath.Join(scaleOutExample, "applier.yaml")
 	out, errOut, err := runCLI(t, "validate", "-c", applier)
 	if err != nil || !strings.Contains(out, "valid") {
@@ -31,6 +41,11 @@ func TestKafkaScaleOutExample(t *testing.T) {
 	cfg, set, err := loadAll(applier)
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, m := range set.Mappings() {
+		if pub := pcfg.Publish[0]; m.Source.Topic != pub.Topic("public.customers") || m.Source.Format != mapping.FormatDebezium {
+			t.Errorf("%s reads %s as %s; publisher.yaml writes %s as debezium", m.File, m.Source.Topic, m.Source.Format, pub.Topic("public.customers"))
+		}
 	}
 	if c := cfg.Connections["events"]; c.GroupID == "" || c.DeadLetterTopic == "" {
 		t.Errorf("the applier's connection has no group or no dead-letter topic: %+v", c)

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/dvsync/dvsync/config"
@@ -47,6 +48,11 @@ func loadAll(path string) (*config.Config, *mapping.Set, error) {
 		}
 		if _, ok := sourceFactories[conn.Type]; !ok {
 			errs = append(errs, fmt.Errorf("%s: connections.%s.type: %q sources are not supported yet", cfg.Path, name, conn.Type))
+		}
+	}
+	for i, p := range cfg.Publish {
+		if slices.Contains(set.Connections(), p.From) || slices.Contains(set.WriteBackConnections(), p.From) {
+			errs = append(errs, fmt.Errorf("%s: publish[%d].from: connection %s is published, and mappings use it too; a replication slot has one reader: give the mappings another connection (with its own slot) or another dvsync", cfg.Path, i, p.From))
 		}
 	}
 	back := set.WriteBackConnections()

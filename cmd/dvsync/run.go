@@ -141,6 +141,21 @@ func runDaemon(ctx context.Context, cfg *config.Config, set *mapping.Set, logger
 			return err
 		}
 	}
+	for _, pub := range cfg.Publish {
+		name := publishPrefix + pub.From
+		conn := cfg.Connections[pub.From]
+		src, err := sourceFactories[conn.Type](ctx, a, pub.From, conn, logger.With("pipeline", name))
+		if err != nil {
+			return fmt.Errorf("connection %s: %w", pub.From, err)
+		}
+		dst, err := publishSink(ctx, a, pub)
+		if err != nil {
+			return fmt.Errorf("publish %s: %w", pub.From, err)
+		}
+		if err := add(name, src, dst, st); err != nil {
+			return err
+		}
+	}
 	for _, conn := range set.WriteBackConnections() {
 		name := reversePrefix + conn
 		src, err := a.dataverseSource(ctx, name, conn, logger.With("pipeline", name))

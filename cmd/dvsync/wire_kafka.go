@@ -244,3 +244,24 @@ func (s *deadLetterTopicStore) PutDeadLetters(ctx context.Context, letters []sta
 // Close closes the dead-letter producer. The wrapped store is the
 // daemon's, shared with other pipelines, and is closed by its owner.
 func (s *deadLetterTopicStore) Close() error { return s.w.Close() }
+
+// publishSink writes a publish entry's tables to their topics.
+func publishSink(ctx context.Context, a *adapters, pub config.Publish) (sink.Sink, error) {
+	conn := a.cfg.Connections[pub.To]
+	format := kafkasink.Format(pub.Format)
+	if format == "" {
+		format = kafkasink.FormatDebezium
+	}
+	tables := make(map[string]kafkasink.Table, len(pub.Tables))
+	for _, t := range pub.Tables {
+		tables[t] = kafkasink.Table{Topic: pub.Topic(t), Format: format, Tombstones: pub.TombstonesOn()}
+	}
+	return kafkasink.New(ctx, kafkasink.Config{
+		Connection:  kafkaConnection(conn),
+		Tables:      tables,
+		Origin:      kafkaconn.DefaultOrigin,
+		Name:        pub.From,
+		Version:     version,
+		Compression: conn.Compression,
+	})
+}

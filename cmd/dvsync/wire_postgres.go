@@ -36,7 +36,7 @@ func postgresSource(_ context.Context, a *adapters, name string, conn config.Con
 		DSN:               conn.DSN.Reveal(),
 		Slot:              conn.Slot,
 		Publication:       conn.Publication,
-		Tables:            a.set.Tables(name),
+		Tables:            a.sourceTables(name),
 		Keys:              a.set.Keys(name),
 		StatusInterval:    conn.StatusInterval,
 		HeartbeatInterval: conn.HeartbeatInterval,
