@@ -149,3 +149,62 @@ func IsFatal(err error) bool {
 	var f *FatalError
 	return errors.As(err, &f)
 }
+
+// MetaExpectedVersion is the Record.Meta key by which the engine asks a
+// sink for a conditional write: its value is the version the destination
+// row must still have. A sink that honours it writes the record only if
+// the row is at that version, and fails the record with a ConflictError
+// otherwise. For Dataverse the version is an ETag such as W/"1234"; for a
+// SQL table, whose rows have no version, it is ExpectedRow or
+// ExpectedAbsent.
+const MetaExpectedVersion = "dvsync.expected_version"
+
+// Values of MetaExpectedVersion for SQL tables.
+const (
+	// ExpectedRow: the row must exist and hold the values of the record's
+	// Before in the columns Before names.
+	ExpectedRow = "row"
+	// ExpectedAbsent: the row must not exist.
+	ExpectedAbsent = "absent"
+)
+
+// ConflictError is a conditional write refused because the destination row
+// changed since the version the write expected (HTTP 412, or a SQL row no
+// longer equal to the last synced values). It concerns one record, inside
+// a BatchError or alone for a batch of one. The engine hands it to its
+// conflict resolver rather than retrying or dead-lettering the record.
+type ConflictError struct {
+	Err error
+	// Current is the destination row as the sink found it, in the
+	// destination's names; nil when the row is gone or was not read.
+	Current Row
+	// Deleted is true when the destination row no longer exists.
+	Deleted bool
+	// Version is the destination row's current version (ETag); empty when
+	// unknown.
+	Version string
+	// Time is when the destination row was last modified; zero when
+	// unknown.
+	Time time.Time
+}
+
+func (e *ConflictError) Error() string { return e.Err.Error() }
+func (e *ConflictError) Unwrap() error { return e.Err }
+
+// AsConflict returns the ConflictError in err's chain, or nil.
+func AsConflict(err error) *ConflictError {
+	var c *ConflictError
+	if errors.As(err, &c) {
+		return c
+	}
+	return nil
+}
+
+// MetaVersion is the Record.Meta key under which a sink that honoured
+// MetaExpectedVersion leaves the row's new version after a successful
+// write (a Dataverse ETag). The sink sets it in the record's own Meta map,
+// which the engine created for that purpose, so that the engine reads it
+// once Write has returned. A record whose Meta has the
+// MetaExpectedVersion key with an empty value is written unconditionally
+// and still has its new version reported.
+const MetaVersion = "dvsync.version"

@@ -81,6 +81,10 @@ type Config struct {
 	// Logger receives the pipeline's logs; nil means slog.Default().
 	// Record values are never logged; tables and keys only at debug level.
 	Logger *slog.Logger
+	// Resolver, when set, makes the pipeline one direction of a
+	// bidirectional mapping: see Resolver. Nil writes every mapped record
+	// as it is.
+	Resolver Resolver
 	// Metrics registers the pipeline's Prometheus metrics, each labelled
 	// with pipeline=Name. Nil registers none.
 	Metrics prometheus.Registerer

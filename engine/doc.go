@@ -32,6 +32,13 @@
 // MaxDeferrals times, before it is dead-lettered. A parked record is not
 // done, so the watermark holds back behind it and a restart replays it.
 //
+// A bidirectional mapping runs as two pipelines, one each way, joined by a
+// Sync: its Resolvers sit between folding and writing, drop the echoes of
+// dvsync's own writes, make writes conditional on the version last synced
+// (change.MetaExpectedVersion), decide conflicts the sinks report
+// (change.ConflictError) by the mapping's policy (package conflict), and
+// record what was synced before the source is acked.
+//
 // While it runs, a pipeline can be changed without a restart: SetMapper
 // swaps the mapper between two reads (a reload of the mapping files), and
 // Pause and Resume hold back one source table's records, unmapped and not

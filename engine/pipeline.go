@@ -40,6 +40,8 @@ type Pipeline struct {
 	stopRun context.CancelCauseFunc // set by Run before any goroutine starts
 
 	nRead, nMapped, nSkipped, nWritten, nDead, nRetries, nDeferred atomic.Uint64
+	// nSettled counts records the Resolver answered Done for.
+	nSettled atomic.Uint64
 	// nParked counts records parked behind deferred writes, across workers.
 	nParked atomic.Int64
 	// consecutiveDead counts records dead-lettered since the last
@@ -76,6 +78,10 @@ type Stats struct {
 	// Deferred counts writes the sink deferred because a row they refer
 	// to was not there yet; each deferral of a record counts.
 	Deferred uint64
+	// Settled counts records the Resolver settled without a write: echoes
+	// of dvsync's own writes, changes already decided in a conflict,
+	// conflicts parked for an operator.
+	Settled uint64
 	// Parked counts records waiting behind deferred writes: the deferred
 	// records and later changes to their keys.
 	Parked int
@@ -307,6 +313,7 @@ func (p *Pipeline) Stats() Stats {
 		DeadLettered: p.nDead.Load(),
 		Retries:      p.nRetries.Load(),
 		Deferred:     p.nDeferred.Load(),
+		Settled:      p.nSettled.Load(),
 		Parked:       int(p.nParked.Load()),
 		SchemaPaused: p.schemaPaused(),
 		Acked:        acked,

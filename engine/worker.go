@@ -61,13 +61,14 @@ func (b *inbox) take(dst []item) ([]item, bool) {
 // worker writes the records routed to it, one batch at a time, so that
 // changes to one key are written in order and never by two writes at once.
 type worker struct {
-	p     *Pipeline
-	inbox inbox
-	co    *coalescer
-	idx   []int           // indexes into co.out of a whole batch, reused
-	batch []change.Record // records of a partial retry, reused
-	seqs  []uint64        // sequence numbers to mark done, reused
-	items []item          // the batch being flushed, which co.owners index
+	p       *Pipeline
+	inbox   inbox
+	co      *coalescer
+	idx     []int           // indexes into co.out of a whole batch, reused
+	batch   []change.Record // records of a partial retry, reused
+	seqs    []uint64        // sequence numbers to mark done, reused
+	items   []item          // the batch being flushed, which co.owners index
+	pairBuf []Pair          // the resolver's view of a batch, reused
 	// written and failed count records by source table and operation.
 	written, failed *counterCache
 	// parked holds, by key, records whose writes were deferred, with the
@@ -188,6 +189,13 @@ func (w *worker) flush(ctx context.Context, batch []item) error {
 	w.idx = w.idx[:0]
 	for i := range w.co.out {
 		w.idx = append(w.idx, i)
+	}
+	if w.p.cfg.Resolver != nil {
+		idx, err := w.prepare(ctx, w.idx)
+		if err != nil || len(idx) == 0 {
+			return err
+		}
+		w.idx = idx
 	}
 	return w.write(ctx, w.idx)
 }

@@ -35,6 +35,9 @@ func (w *worker) write(ctx context.Context, idx []int) error {
 		p.metrics.writeSeconds.Observe(time.Since(began).Seconds())
 		p.metrics.batchSize.Observe(float64(len(batch)))
 		if err == nil {
+			if err := w.synced(ctx, idx); err != nil {
+				return err
+			}
 			w.durable(idx)
 			return nil
 		}
@@ -50,15 +53,19 @@ func (w *worker) write(ctx context.Context, idx []int) error {
 		var be *change.BatchError
 		switch {
 		case errors.As(err, &be):
-			var durable, dead, deferred []int
+			var durable, dead, deferred, conflicted []int
 			var reasons, deferReasons []error
+			var conflicts []*change.ConflictError
 			retry, err = nil, nil
 			for k, i := range idx {
 				ferr, failed := be.Failed[k]
 				switch {
 				case !failed:
 					durable = append(durable, i)
-				case change.IsPermanent(ferr):
+				case p.cfg.Resolver != nil && change.AsConflict(ferr) != nil:
+					conflicted = append(conflicted, i)
+					conflicts = append(conflicts, change.AsConflict(ferr))
+				case change.IsPermanent(ferr) || change.AsConflict(ferr) != nil:
 					dead = append(dead, i)
 					reasons = append(reasons, ferr)
 				case change.IsDeferred(ferr):
@@ -72,7 +79,13 @@ func (w *worker) write(ctx context.Context, idx []int) error {
 			if err == nil {
 				err = be
 			}
+			if err := w.synced(ctx, durable); err != nil {
+				return err
+			}
 			w.durable(durable)
+			if err := w.resolveConflicts(ctx, conflicted, conflicts); err != nil {
+				return err
+			}
 			if err := w.deadLetter(ctx, dead, reasons); err != nil {
 				return err
 			}
@@ -82,7 +95,9 @@ func (w *worker) write(ctx context.Context, idx []int) error {
 			if len(retry) == 0 {
 				return nil
 			}
-		case change.IsPermanent(err) || change.IsDeferred(err):
+		case len(idx) == 1 && p.cfg.Resolver != nil && change.AsConflict(err) != nil:
+			return w.resolveConflicts(ctx, idx, []*change.ConflictError{change.AsConflict(err)})
+		case change.IsPermanent(err) || change.IsDeferred(err) || change.AsConflict(err) != nil:
 			if len(idx) == 1 && change.IsDeferred(err) {
 				return w.park(ctx, idx, []error{err})
 			}

@@ -226,6 +226,12 @@ const maxPooledBuffer = 64 << 10
 // broken connections) are resent up to Retries times, honouring
 // Retry-After.
 //
+// A record whose Meta holds change.MetaExpectedVersion is written with a
+// request of its own: the value, unless empty, is sent as If-Match, the
+// row's new ETag is left in the record's Meta under change.MetaVersion,
+// and a refusal because the row changed or is gone fails that record alone
+// with a *change.ConflictError holding the row as it now is.
+//
 // Errors: nil when every record is durable. When ctx is cancelled before
 // all records are written, ctx's error. When every record failed with a
 // retryable error, that error alone (the one asking for the longest wait),
@@ -245,12 +251,42 @@ func (s *Sink) Write(ctx context.Context, batch []change.Record) error {
 		return nil
 	}
 	errs := make([]error, len(batch))
+	if versioned := splitVersioned(batch); len(versioned) > 0 {
+		// Conditional writes need a request each; the rest go the usual
+		// way, at the same time.
+		var rest []change.Record
+		var at []int
+		for i, j := 0, 0; i < len(batch); i++ {
+			if j < len(versioned) && versioned[j] == i {
+				j++
+				continue
+			}
+			rest = append(rest, batch[i])
+			at = append(at, i)
+		}
+		restErrs := make([]error, len(rest))
+		var wg sync.WaitGroup
+		if len(rest) > 0 {
+			wg.Go(func() { s.writeAny(ctx, rest, restErrs) })
+		}
+		s.writeSingles(ctx, batch, versioned, errs)
+		wg.Wait()
+		for j, i := range at {
+			errs[i] = restErrs[j]
+		}
+		return result(ctx, errs)
+	}
+	s.writeAny(ctx, batch, errs)
+	return result(ctx, errs)
+}
+
+// writeAny writes batch as Mode says, leaving each record's error in errs.
+func (s *Sink) writeAny(ctx context.Context, batch []change.Record, errs []error) {
 	if s.mode == ModeSingle || s.mode == ModeAuto && s.noBatch.Load() {
 		s.writeSingles(ctx, batch, indexes(len(batch)), errs)
 	} else {
 		s.writeGrouped(ctx, batch, errs)
 	}
-	return result(ctx, errs)
 }
 
 func indexes(n int) []int {
@@ -299,6 +335,9 @@ func (s *Sink) writeSingles(ctx context.Context, batch []change.Record, idx []in
 
 // writeRecord writes one record and returns its classified error.
 func (s *Sink) writeRecord(ctx context.Context, rec *change.Record, buf *[]byte) error {
+	if _, ok := expected(rec); ok {
+		return s.writeVersioned(ctx, rec, buf)
+	}
 	set, err := s.sets.lookup(ctx, rec.Table)
 	if err != nil {
 		return classifyLookup(ctx, fmt.Errorf("dataverse sink: entity set of %s: %w", rec.Table, err))

@@ -103,7 +103,12 @@ func setupOrigin(ctx context.Context, conn *pgx.Conn, origin string) error {
 }
 
 // Write makes every record of batch durable in one transaction, or
-// returns an error. When records are rejected for their data (a
+// returns an error. A record whose Meta sets change.MetaExpectedVersion to
+// change.ExpectedRow or change.ExpectedAbsent is written only if its row
+// still matches (see those constants; values compare as package conflict
+// compares them), checked under a row lock in the same transaction;
+// otherwise it fails, in a *change.BatchError, with a
+// *change.ConflictError carrying the row as found. When records are rejected for their data (a
 // constraint, a value the column's type refuses, a missing column), the
 // batch is written again one record at a time, each under a savepoint of
 // one transaction; the rest are committed and a *change.BatchError names
@@ -134,9 +139,13 @@ func (s *Sink) Write(ctx context.Context, batch []change.Record) error {
 	}
 	defer conn.Release()
 
-	err = writeAll(ctx, conn.Conn(), batch, stmts, failed)
-	if err != nil && recordError(err) {
-		err = writeEach(ctx, conn.Conn(), batch, stmts, failed)
+	if anyConditional(batch) {
+		err = writeChecked(ctx, conn.Conn(), batch, stmts, failed)
+	} else {
+		err = writeAll(ctx, conn.Conn(), batch, stmts, failed)
+		if err != nil && recordError(err) {
+			err = writeEach(ctx, conn.Conn(), batch, stmts, failed, nil)
+		}
 	}
 	if err != nil {
 		return classify(err)
@@ -176,8 +185,12 @@ func writeAll(ctx context.Context, conn *pgx.Conn, batch []change.Record, stmts 
 
 // writeEach writes the records not yet in failed one at a time inside one
 // transaction, each under a savepoint, and adds those the server rejects
-// for their data to failed. Any other error aborts the transaction.
-func writeEach(ctx context.Context, conn *pgx.Conn, batch []change.Record, stmts []statement, failed map[int]error) error {
+// for their data to failed. When check is not nil it runs first for each
+// record, inside the savepoint; a *change.ConflictError or permanent error
+// from it fails the record unwritten. Any other error aborts the
+// transaction.
+func writeEach(ctx context.Context, conn *pgx.Conn, batch []change.Record, stmts []statement, failed map[int]error,
+	check func(tx pgx.Tx, i int) error) error {
 	tx, err := conn.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("postgres sink: begin: %w", err)
@@ -190,6 +203,21 @@ func writeEach(ctx context.Context, conn *pgx.Conn, batch []change.Record, stmts
 		sp, err := tx.Begin(ctx)
 		if err != nil {
 			return fmt.Errorf("postgres sink: savepoint: %w", err)
+		}
+		if check != nil {
+			if err := check(sp, i); err != nil {
+				if change.AsConflict(err) == nil && !change.IsPermanent(err) && !recordError(err) {
+					return err
+				}
+				if recordError(err) {
+					err = change.Permanent(err)
+				}
+				failed[i] = err
+				if err := sp.Rollback(ctx); err != nil {
+					return fmt.Errorf("postgres sink: rollback to savepoint: %w", err)
+				}
+				continue
+			}
 		}
 		if _, err := sp.Exec(ctx, st.sql, st.args...); err != nil {
 			if !recordError(err) {
@@ -217,4 +245,15 @@ func writeEach(ctx context.Context, conn *pgx.Conn, batch []change.Record, stmts
 func (s *Sink) Close(context.Context) error {
 	s.pool.Close()
 	return nil
+}
+
+// anyConditional reports whether some record of batch asks for a
+// conditional write.
+func anyConditional(batch []change.Record) bool {
+	for i := range batch {
+		if conditional(&batch[i]) {
+			return true
+		}
+	}
+	return false
 }
