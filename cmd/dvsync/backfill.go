@@ -20,7 +20,9 @@ import (
 	"github.com/dvsync/dvsync/engine"
 	"github.com/dvsync/dvsync/mapping"
 	"github.com/dvsync/dvsync/sink"
+	"github.com/dvsync/dvsync/source"
 	"github.com/dvsync/dvsync/source/postgres"
+	"github.com/dvsync/dvsync/source/sqlserver"
 	"github.com/dvsync/dvsync/state"
 )
 
@@ -45,16 +47,23 @@ func newBackfillCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "backfill -c FILE [--mapping NAME ...] [--dry-run] [--where SQL]",
 		Short: "Load the existing rows of the mapped tables into Dataverse",
-		Long: `backfill reads every row of the mapped PostgreSQL tables and upserts it into
-Dataverse, then exits 0. Run it once when a table is first mapped, with
-'dvsync run' stopped; start 'dvsync run' afterwards and it streams every
-change committed since the backfill's snapshot, with nothing missing.
+		Long: `backfill reads every row of the mapped PostgreSQL and SQL Server tables and
+upserts it into Dataverse, then exits 0. Run it once when a table is first
+mapped, with 'dvsync run' stopped; start 'dvsync run' afterwards and it
+streams every change committed since the backfill began, with nothing
+missing.
 
-The first backfill of a connection creates its replication slot and reads
-the tables in the snapshot the slot exported. Progress is saved per table in
-the state file: a backfill that was interrupted or killed resumes where it
-stopped when run again, skipping the tables it finished. A finished backfill
-does nothing when run again, unless --restart is given.
+PostgreSQL: the first backfill of a connection creates its replication slot
+and reads the tables in the snapshot the slot exported. SQL Server: before
+reading a table, the backfill records the current change tracking version
+(or the maximum CDC LSN), and once done it makes those the connection's
+streaming position. --where, --parallel and --split-rows apply to
+PostgreSQL only.
+
+Progress is saved per table in the state file: a backfill that was
+interrupted or killed resumes where it stopped when run again, skipping the
+tables it finished. A finished backfill does nothing when run again, unless
+--restart is given.
 
 On a terminal it shows a progress bar (rows, rows/s, ETA); otherwise it logs
 its progress every few seconds. See docs/backfill.md.`,
@@ -124,33 +133,79 @@ func runBackfill(ctx context.Context, f backfillFlags, out io.Writer) error {
 	}
 
 	for _, name := range set.Connections() {
-		conn := cfg.Connections[name]
-		tables := set.Tables(name)
-		opts := postgres.SnapshotOptions{Parallel: f.parallel, PageSize: f.pageSize, SplitRows: f.splitRows, DryRun: f.dryRun}
-		if f.where != "" {
-			opts.Where = map[string]string{}
-			for _, t := range tables {
-				opts.Where[t] = f.where
-			}
-		}
 		log := logger.With("pipeline", backfillPipeline(name))
-		snap, err := postgres.NewSnapshot(postgres.Config{
-			DSN:         conn.DSN.Reveal(),
-			Slot:        conn.Slot,
-			Publication: conn.Publication,
-			Tables:      tables,
-			Keys:        set.Keys(name),
-		}, opts, log)
+		bf := &backfill{
+			name: name, cfg: cfg, mapper: set.Mapper(name), dst: dst(), st: st,
+			logger: logger, out: out, tty: tty, dryRun: f.dryRun, restart: f.restart,
+		}
+		var err error
+		switch conn := cfg.Connections[name]; conn.Type {
+		case "sqlserver":
+			err = bf.sqlserver(set, conn, f, log)
+		default:
+			err = bf.postgres(set, conn, f, log)
+		}
 		if err != nil {
 			return fmt.Errorf("connection %s: %w", name, err)
-		}
-		bf := &backfill{
-			name: name, cfg: cfg, snap: snap, mapper: set.Mapper(name), dst: dst(), st: st,
-			logger: logger, out: out, tty: tty, dryRun: f.dryRun, restart: f.restart,
 		}
 		if err := bf.run(ctx); err != nil {
 			return fmt.Errorf("backfill of connection %s: %w", name, err)
 		}
+	}
+	return nil
+}
+
+// postgres sets b up to read a PostgreSQL connection's tables in the
+// snapshot of its replication slot, which streaming then continues from.
+func (b *backfill) postgres(set *mapping.Set, conn config.Connection, f backfillFlags, log *slog.Logger) error {
+	tables := set.Tables(b.name)
+	opts := postgres.SnapshotOptions{Parallel: f.parallel, PageSize: f.pageSize, SplitRows: f.splitRows, DryRun: f.dryRun}
+	if f.where != "" {
+		opts.Where = map[string]string{}
+		for _, t := range tables {
+			opts.Where[t] = f.where
+		}
+	}
+	snap, err := postgres.NewSnapshot(postgres.Config{
+		DSN:         conn.DSN.Reveal(),
+		Slot:        conn.Slot,
+		Publication: conn.Publication,
+		Tables:      tables,
+		Keys:        set.Keys(b.name),
+	}, opts, log)
+	if err != nil {
+		return err
+	}
+	b.snap, b.done, b.complete = snap, snap.Done(), snap.Complete
+	b.progress = pgProgress(snap.Progress)
+	return nil
+}
+
+// sqlserver sets b up to read a SQL Server connection's tables keyset-
+// paged, and to hand the change tracking versions (or LSNs) recorded
+// before each table's read over to the connection's streaming position,
+// so that 'dvsync run' goes on from them.
+func (b *backfill) sqlserver(set *mapping.Set, conn config.Connection, f backfillFlags, log *slog.Logger) error {
+	if f.where != "" {
+		return errors.New("--where: SQL Server backfills read whole tables")
+	}
+	snap, err := sqlserver.NewSnapshot(sqlserverConfig(set, b.name, conn), sqlserver.SnapshotOptions{PageSize: f.pageSize}, log)
+	if err != nil {
+		return err
+	}
+	b.snap, b.done, b.complete = snap, snap.Done(), snap.Complete
+	b.progress = sqlserverProgress(snap.Progress)
+	b.handover = func(ctx context.Context) error {
+		// The streaming pipeline is named after the connection.
+		stream, err := b.st.Position(ctx, b.name)
+		if err != nil {
+			return err
+		}
+		pos, err := snap.StreamPosition(stream)
+		if err != nil {
+			return err
+		}
+		return b.st.SavePosition(ctx, b.name, pos)
 	}
 	return nil
 }
@@ -160,7 +215,7 @@ func runBackfill(ctx context.Context, f backfillFlags, out io.Writer) error {
 func backfillPipeline(connection string) string { return "backfill/" + connection }
 
 // loadBackfill reads the config and the mappings named (all when none
-// are), and checks that every connection they use is a PostgreSQL one.
+// are), and checks that every connection they use is a database.
 func loadBackfill(path string, names []string) (*config.Config, *mapping.Set, error) {
 	cfg, err := config.Load(path)
 	if err != nil {
@@ -200,8 +255,8 @@ func loadBackfill(path string, names []string) (*config.Config, *mapping.Set, er
 		switch {
 		case !ok:
 			errs = append(errs, fmt.Errorf("%s: a mapping uses connection %q, which connections: does not define", cfg.Path, name))
-		case conn.Type != "postgres":
-			errs = append(errs, fmt.Errorf("%s: connections.%s.type: backfill reads only postgres connections, not %q", cfg.Path, name, conn.Type))
+		case conn.Type != "postgres" && conn.Type != "sqlserver":
+			errs = append(errs, fmt.Errorf("%s: connections.%s.type: backfill reads only postgres and sqlserver connections, not %q", cfg.Path, name, conn.Type))
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -241,17 +296,25 @@ func (discardSink) Close(context.Context) error                  { return nil }
 
 // backfill runs one connection's snapshot through a pipeline of its own.
 type backfill struct {
-	name    string
-	cfg     *config.Config
-	snap    *postgres.Snapshot
-	mapper  engine.Mapper
-	dst     sink.Sink
-	st      state.Store
-	logger  *slog.Logger
-	out     io.Writer
-	tty     bool
-	dryRun  bool
-	restart bool
+	name string
+	cfg  *config.Config
+	// snap reads the tables; done is closed once every row is acked, and
+	// complete is then the position after the last one.
+	snap     source.Source
+	done     <-chan struct{}
+	complete func() change.Position
+	progress func() []tableProgress
+	// handover, when set, makes a finished backfill's position the
+	// starting point of the connection's streaming pipeline.
+	handover func(ctx context.Context) error
+	mapper   engine.Mapper
+	dst      sink.Sink
+	st       state.Store
+	logger   *slog.Logger
+	out      io.Writer
+	tty      bool
+	dryRun   bool
+	restart  bool
 }
 
 // backfillInFlight is the backfill pipeline's engine.Config.MaxInFlight.
@@ -292,13 +355,13 @@ func (b *backfill) run(ctx context.Context) error {
 	finished := make(chan struct{})
 	go func() {
 		select {
-		case <-b.snap.Done():
+		case <-b.done:
 			close(finished)
 			cancel()
 		case <-runCtx.Done():
 		}
 	}()
-	prog := newProgressReporter(b.out, b.tty, b.logger.With("pipeline", pipeline), b.snap.Progress)
+	prog := newProgressReporter(b.out, b.tty, b.logger.With("pipeline", pipeline), b.progress)
 	began := time.Now()
 	runErr := make(chan error, 1)
 	go func() { runErr <- p.Run(runCtx) }()
@@ -317,14 +380,22 @@ func (b *backfill) run(ctx context.Context) error {
 		return err
 	}
 	if !b.dryRun {
+		// Streaming first: a backfill whose position says it is done has
+		// handed over, and one stopped in between reads its empty tables
+		// again and hands over once more.
+		if b.handover != nil {
+			if err := b.handover(context.WithoutCancel(ctx)); err != nil {
+				return fmt.Errorf("hand over to streaming: %w", err)
+			}
+		}
 		// The last position the pipeline saved may not say that tables
 		// which ended without a row are done; this one does.
-		if err := b.st.SavePosition(context.WithoutCancel(ctx), pipeline, b.snap.Complete()); err != nil {
+		if err := b.st.SavePosition(context.WithoutCancel(ctx), pipeline, b.complete()); err != nil {
 			return err
 		}
 	}
 	var rows int64
-	for _, t := range b.snap.Progress() {
+	for _, t := range b.progress() {
 		rows += t.Read
 	}
 	took := time.Since(began)

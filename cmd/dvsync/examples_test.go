@@ -16,9 +16,7 @@ import (
 // Kafka sink). The test checks that they still fail, so that the day one
 // validates it fails here and the entry is removed: from then on it must
 // keep validating.
-var pendingExamples = []string{
-	"examples/sqlserver",
-}
+var pendingExamples = []string{}
 
 // exampleEnv is every variable the example configs expand, with values
 // that are well formed and reach nothing.

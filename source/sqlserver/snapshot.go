@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/dvsync/dvsync/change"
 	"github.com/dvsync/dvsync/source"
@@ -26,6 +27,11 @@ type TableProgress struct {
 	Table string
 	// Read counts the rows read, in this run and the runs it resumes.
 	Read int64
+	// Earlier counts the rows read by the runs this one resumes.
+	Earlier int64
+	// Began is when this run read the table's first page; zero before,
+	// and for a table an earlier run finished.
+	Began time.Time
 	// Done is set once every row has been read.
 	Done bool
 }
@@ -54,6 +60,7 @@ type Snapshot struct {
 	mu       sync.Mutex
 	tables   []string
 	progress map[string]TableProgress
+	reading  map[string]bool // tables not done when this run opened
 	final    change.Position // every table done; nil before the read ends
 	last     change.Position // position of the last record, once the read has ended
 	lastAck  change.Position
@@ -96,19 +103,28 @@ func (s *Snapshot) Open(ctx context.Context, from change.Position) error {
 	s.mu.Lock()
 	s.tables = s.cfg.Tables
 	s.progress = map[string]TableProgress{}
+	s.reading = map[string]bool{}
 	for _, t := range st.tables {
 		c := st.pos.Tables[t.name]
 		p := TableProgress{Table: t.name, Done: c.Snap == nil}
 		if c.Snap != nil {
-			p.Read = c.Snap.Rows
+			p.Read, p.Earlier = c.Snap.Rows, c.Snap.Rows
+			s.reading[t.name] = true
 		}
 		s.progress[t.name] = p
+		s.logger.Info("sqlserver: backfill table", "table", t.name, "rows_done", p.Read, "finished_earlier", p.Done)
 	}
 	s.final, s.last = nil, nil
 	s.mu.Unlock()
 	st.progress = func(table string, rows int64, done bool) {
 		s.mu.Lock()
-		s.progress[table] = TableProgress{Table: table, Read: rows, Done: done}
+		p := s.progress[table]
+		if p.Began.IsZero() {
+			// The first page of this run, or its only one.
+			p.Began = time.Now()
+		}
+		p.Read, p.Done = rows, done
+		s.progress[table] = p
 		s.mu.Unlock()
 	}
 	s.run = start(st, false, func() {
@@ -134,14 +150,24 @@ func (s *Snapshot) Read(ctx context.Context) ([]change.Record, error) {
 	return s.run.read(ctx)
 }
 
-// Ack records that the records up to pos are durable; when pos is that
-// of the last record, Done is closed.
-func (s *Snapshot) Ack(_ context.Context, pos change.Position) error {
+// Ack records that the records up to pos are durable, and logs at debug
+// level how far each table's read now resumes; when pos is that of the
+// last record, Done is closed.
+func (s *Snapshot) Ack(ctx context.Context, pos change.Position) error {
 	if s.run == nil {
 		return errNotOpen
 	}
-	if _, err := decodePosition(pos); err != nil {
+	p, err := decodePosition(pos)
+	if err != nil {
 		return err
+	}
+	if s.logger.Enabled(ctx, slog.LevelDebug) {
+		// Acks follow saves: this is how far a killed backfill resumes.
+		for _, name := range s.cfg.Tables {
+			if c, ok := p.Tables[name]; ok && c.Snap != nil {
+				s.logger.Debug("sqlserver: backfill progress saved", "table", name, "rows", c.Snap.Rows)
+			}
+		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -163,6 +189,37 @@ func (s *Snapshot) Complete() change.Position {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.final
+}
+
+// StreamPosition returns the position a Source of the same tables should
+// stream from after this backfill, given the Source's saved position
+// stream (nil when it has none): stream, with the cursor Complete records
+// for each table that stream does not mention or that this run read.
+// Tables an earlier run of the backfill finished and stream already
+// mentions keep stream's cursor, so running a finished backfill again
+// does not move streaming back. It fails before every row has been
+// read.
+func (s *Snapshot) StreamPosition(stream change.Position) (change.Position, error) {
+	s.mu.Lock()
+	final, reading := s.final, s.reading
+	s.mu.Unlock()
+	if final == nil {
+		return nil, errors.New("sqlserver: the backfill has not read every row yet")
+	}
+	done, err := decodePosition(final)
+	if err != nil {
+		return nil, err
+	}
+	out, err := decodePosition(stream)
+	if err != nil {
+		return nil, fmt.Errorf("streaming position: %w", err)
+	}
+	for name, c := range done.Tables {
+		if _, ok := out.Tables[name]; !ok || reading[name] {
+			out.Tables[name] = c
+		}
+	}
+	return out.encode(), nil
 }
 
 // Progress returns how far each table has been read, in configured
