@@ -52,11 +52,18 @@ func (p *Pipeline) readLoop(ctx context.Context) {
 			r.readCtr.add(recs[i].Table, recs[i].Op, 1)
 		}
 		for len(recs) > 0 {
-			// Backpressure: add blocks while MaxInFlight records are
-			// waiting for the watermark.
-			first, n, err := p.tracker.add(ctx, recs)
-			if err == nil {
-				err = r.route(ctx, first, recs[:n])
+			var first uint64
+			var err error
+			n := firstTruncate(recs)
+			if n == 0 {
+				n, err = 1, r.truncate(ctx, recs[:1])
+			} else {
+				// Backpressure: add blocks while MaxInFlight records are
+				// waiting for the watermark.
+				first, n, err = p.tracker.add(ctx, recs[:n])
+				if err == nil {
+					err = r.route(ctx, first, recs[:n])
+				}
 			}
 			if err != nil {
 				if ctx.Err() == nil {

@@ -93,9 +93,12 @@ func (m *Mapper) Map(rec *change.Record) (out change.Record, ok bool, err error)
 		}
 		return p.remove(rec, out, nil)
 	case change.OpTruncate:
-		// Not applied: Dataverse has no truncate, and emptying a table
-		// because its source was emptied must be asked for, not assumed.
-		return change.Record{}, false, nil
+		// Emptying a Dataverse table because its source was emptied must
+		// be asked for, not assumed.
+		if p.truncate != TruncateDelete {
+			return change.Record{}, false, nil
+		}
+		return out, true, nil
 	default:
 		return change.Record{}, false, p.fail(rec, nil, "unknown operation "+rec.Op.String())
 	}

@@ -64,6 +64,12 @@ type Mapping struct {
 	// Soft says how a soft delete marks the Dataverse row; required with
 	// deletes: soft, and only allowed with it.
 	Soft Soft `yaml:"soft"`
+	// Truncate says what a source TRUNCATE does: ignore (the Dataverse
+	// rows stay, and a warning is logged) or delete (every row of the
+	// Dataverse table is deleted, after the changes before the truncate
+	// are written and before any after it). Default (also when empty):
+	// ignore.
+	Truncate Truncate `yaml:"truncate"`
 	// Conflict says how a mapping with direction both settles a record
 	// changed on both sides since it was last synced. Only allowed with
 	// direction both.
@@ -271,6 +277,16 @@ const (
 
 func (d Direction) toDataverse() bool   { return d == ToDataverse || d == Both }
 func (d Direction) fromDataverse() bool { return d == FromDataverse || d == Both }
+
+// Truncate is what a source TRUNCATE does to the Dataverse table.
+type Truncate string
+
+const (
+	// TruncateIgnore leaves the Dataverse rows.
+	TruncateIgnore Truncate = "ignore"
+	// TruncateDelete deletes every row of the Dataverse table.
+	TruncateDelete Truncate = "delete"
+)
 
 // Format is how a Kafka topic's messages are encoded.
 type Format string

@@ -47,6 +47,7 @@ type plan struct {
 	sourceTable string
 	table       string // Dataverse logical name
 	deletes     Deletes
+	truncate    Truncate
 	filter      *program
 	cols        []colPlan
 	// bySource gives the first column, flowing to Dataverse, reading each
@@ -183,6 +184,7 @@ func newPlan(m *Mapping, parents parentIndex, ps *yamlfile.Problems) *plan {
 		sourceTable: m.Source.SourceName(),
 		table:       m.Dataverse.Table,
 		deletes:     m.Deletes,
+		truncate:    m.Truncate,
 		cols:        make([]colPlan, len(m.Columns)),
 		bySource:    make(map[string]int, len(m.Columns)),
 		byAttr:      map[string]int{},

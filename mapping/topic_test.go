@@ -107,3 +107,18 @@ func TestKeyAttributes(t *testing.T) {
 		t.Errorf("KeyAttributes by id column = %v", got)
 	}
 }
+
+func TestTruncate(t *testing.T) {
+	cols := "key: {alternate_key: [accountnumber]}\ncolumns:\n  - {source: id, target: accountnumber, type: string}\n"
+	trunc := change.Record{Op: change.OpTruncate, Table: "public.t", Position: change.Position("p")}
+	if _, ok, err := compile(t, head+cols).Mapper("app").Map(&trunc); ok || err != nil {
+		t.Errorf("default: ok=%v err=%v, want the truncate dropped", ok, err)
+	}
+	out, ok, err := compile(t, head+cols+"truncate: delete\n").Mapper("app").Map(&trunc)
+	if err != nil || !ok || out.Op != change.OpTruncate || out.Table != "account" || len(out.Key) != 0 || string(out.Position) != "p" {
+		t.Errorf("truncate: delete: %v, %v, %v", out, ok, err)
+	}
+	if _, err := Parse([]byte(head+cols+"truncate: drop\n"), "m.yaml"); err == nil || !strings.Contains(err.Error(), `m.yaml:7: truncate: "drop" is not one of: ignore, delete`) {
+		t.Errorf("bad truncate: %v", err)
+	}
+}

@@ -66,6 +66,9 @@ func (m *Mapping) validate(ps *yamlfile.Problems) {
 	m.validateKey(ps)
 	m.validateDeletes(ps)
 	m.validateConflict(ps)
+	if m.Truncate != "" && m.Truncate != TruncateIgnore && m.Truncate != TruncateDelete {
+		ps.Add("truncate", "%q is not one of: %s, %s", m.Truncate, TruncateIgnore, TruncateDelete)
+	}
 }
 
 // validateSource checks the table or topic and the topic's options.

@@ -250,6 +250,13 @@ func (s *Sink) Write(ctx context.Context, batch []change.Record) error {
 	if len(batch) == 0 {
 		return nil
 	}
+	if batch[0].Op == change.OpTruncate {
+		// The engine writes a truncate alone, after everything before it.
+		if len(batch) != 1 {
+			return change.Permanent(errors.New("dataverse sink: a truncate must be written alone"))
+		}
+		return s.truncate(ctx, &batch[0])
+	}
 	errs := make([]error, len(batch))
 	if versioned := splitVersioned(batch); len(versioned) > 0 {
 		// Conditional writes need a request each; the rest go the usual
