@@ -264,6 +264,16 @@ func (d *tableDef) add(a *attrDef) {
 // keyFor returns the alternate key whose columns are exactly props (Web API
 // property names, in any order), or nil.
 func (d *tableDef) keyFor(props []string) *keyDef {
+	if len(props) == 1 {
+		// The common case, once per row of a bulk upsert by key: no
+		// strings to build.
+		for _, k := range d.keys {
+			if len(k.attrs) == 1 && k.attrs[0].prop == props[0] {
+				return k
+			}
+		}
+		return nil
+	}
 	want := sortedKeyAttrs(props)
 	for _, k := range d.keys {
 		names := make([]string, len(k.attrs))

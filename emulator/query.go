@@ -162,26 +162,6 @@ func (s *Server) list(w http.ResponseWriter, req *request, ts *tableStore) error
 		return err
 	}
 
-	var rows []*row
-	for _, r := range ts.snapshot() {
-		if lq.filter == nil || lq.filter.eval(r.vals) {
-			rows = append(rows, r)
-		}
-	}
-	cmp := rowComparer(d, lq.order)
-	slices.SortFunc(rows, cmp)
-	total := len(rows)
-
-	start := 0
-	if lq.after != nil {
-		cursor := lq.after.row(lq.order)
-		start, _ = slices.BinarySearchFunc(rows, cursor, func(r, c *row) int {
-			if cmp(r, c) <= 0 {
-				return -1
-			}
-			return 1
-		})
-	}
 	pageSize, applied := maxPageSize, 0
 	switch {
 	case lq.top >= 0:
@@ -190,9 +170,26 @@ func (s *Server) list(w http.ResponseWriter, req *request, ts *tableStore) error
 		pageSize = min(req.prefs.maxPageSize, maxPageSize)
 		applied = pageSize
 	}
-	end := min(start+pageSize, len(rows))
-	page := rows[start:end]
-	more := lq.top < 0 && end < len(rows)
+	cmp := rowComparer(d, lq.order)
+	var cursor *row
+	if lq.after != nil {
+		cursor = lq.after.row(lq.order)
+	}
+	// Only the page is put in order: sorting the whole table for every
+	// page made reading a large table back quadratic.
+	var rows []*row
+	total := 0
+	for _, r := range ts.snapshot() {
+		if lq.filter != nil && !lq.filter.eval(r.vals) {
+			continue
+		}
+		total++
+		if cursor == nil || cmp(r, cursor) > 0 {
+			rows = append(rows, r)
+		}
+	}
+	page := firstRows(rows, pageSize, cmp)
+	more := lq.top < 0 && len(rows) > len(page)
 
 	var prefs []string
 	if applied > 0 {
@@ -232,6 +229,49 @@ func (s *Server) list(w http.ResponseWriter, req *request, ts *tableStore) error
 	buf = append(buf, '}')
 	writeJSON(w, http.StatusOK, buf)
 	return nil
+}
+
+// firstRows returns the n smallest of rows by cmp, in order; it may reorder
+// rows. A bounded max-heap keeps it O(len(rows) log n) rather than sorting
+// everything.
+func firstRows(rows []*row, n int, cmp func(a, b *row) int) []*row {
+	if n <= 0 {
+		return nil
+	}
+	if len(rows) <= n {
+		slices.SortFunc(rows, cmp)
+		return rows
+	}
+	// rows[:n] becomes a max-heap of the n smallest seen so far.
+	h := rows[:n]
+	down := func(i int) {
+		for {
+			l := 2*i + 1
+			if l >= n {
+				return
+			}
+			m := l
+			if r := l + 1; r < n && cmp(h[r], h[l]) > 0 {
+				m = r
+			}
+			if cmp(h[m], h[i]) <= 0 {
+				return
+			}
+			h[i], h[m] = h[m], h[i]
+			i = m
+		}
+	}
+	for i := n/2 - 1; i >= 0; i-- {
+		down(i)
+	}
+	for _, r := range rows[n:] {
+		if cmp(r, h[0]) < 0 {
+			h[0] = r
+			down(0)
+		}
+	}
+	slices.SortFunc(h, cmp)
+	return h
 }
 
 // rowComparer orders rows by the $orderby terms, then by primary key so that

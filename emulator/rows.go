@@ -181,15 +181,20 @@ func (s *Server) upsertLocked(ts *tableStore, key recordKey, cs *changeSet, ifMa
 			id = *cs.id
 		}
 		// A created row takes its key values from the body when present,
-		// else from the URL.
-		vals = maps.Clone(cs.vals)
+		// else from the URL. The body's values are copied only when one
+		// is missing: insert copies them anyway, and a bulk upsert
+		// usually carries its keys in the body.
+		copied := false
 		for _, a := range key.key.attrs {
-			if _, inBody := vals[a.name]; inBody {
+			if _, inBody := cs.vals[a.name]; inBody {
 				continue
 			}
 			v := key.vals[a.name]
 			if ref, ok := v.(lookupRef); ok && ref.table == nil {
 				return nil, false, errNotFoundByID(a.targets[0].logical, ref.id.String())
+			}
+			if !copied {
+				vals, copied = maps.Clone(cs.vals), true
 			}
 			vals[a.name] = v
 		}

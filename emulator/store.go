@@ -123,9 +123,11 @@ func (ts *tableStore) insert(id uuid.UUID, vals map[string]any, st stamp) (*row,
 		}
 	}
 	r.vals[ts.def.primaryID] = id
-	by := ts.userRef(st.by)
-	r.vals["createdon"] = st.at
-	r.vals["modifiedon"] = st.at
+	// Boxed once and shared by both columns: stored values are never
+	// changed in place.
+	at, by := any(st.at), any(ts.userRef(st.by))
+	r.vals["createdon"] = at
+	r.vals["modifiedon"] = at
 	r.vals["createdby"] = by
 	r.vals["modifiedby"] = by
 	r.vals["versionnumber"] = st.version

@@ -27,6 +27,7 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/pprof"
+	"runtime/trace"
 	"slices"
 	"strings"
 	"syscall"
@@ -92,6 +93,9 @@ func main() {
 	commit := flag.String("commit", "", "label for the JSON (default: git describe --always --dirty)")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	memProfile := flag.String("memprofile", "", "write a heap profile at the end to this file")
+	traceOut := flag.String("trace", "", "write an execution trace of the whole run to this file (go tool trace; -pprof=sync shows where goroutines wait)")
+	flag.StringVar(&benchenv.EmulatorCPUProfile, "emulator-cpuprofile", "",
+		"write a CPU profile of each emulator child to this file name followed by .1, .2, …")
 	flag.Parse()
 
 	if *quick {
@@ -132,6 +136,16 @@ func main() {
 			os.Exit(1)
 		}
 	}
+	if *traceOut != "" {
+		f, err := os.Create(*traceOut)
+		if err == nil {
+			err = trace.Start(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "dvbench:", err)
+			os.Exit(1)
+		}
+	}
 	rep := &Report{
 		Commit: *commit, Started: time.Now().UTC().Format(time.RFC3339), GoVersion: runtime.Version(),
 		CPUs: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0),
@@ -145,6 +159,7 @@ func main() {
 	}
 	err := run(rep, s, scenarios)
 	pprof.StopCPUProfile()
+	trace.Stop()
 	if err == nil && *memProfile != "" {
 		err = writeHeapProfile(*memProfile)
 	}

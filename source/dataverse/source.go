@@ -85,6 +85,9 @@ type Source struct {
 	mu    sync.Mutex
 	marks map[string]state.InboxMark
 
+	// hooksQ groups concurrent webhook requests into one inbox write.
+	hooksQ hookQueue
+
 	notify  chan struct{} // signalled after each admission that stored entries
 	readSeq uint64        // last sequence number returned by Read; Read's goroutine only
 	pruned  atomic.Int64  // Unix time of the last prune of delivery marks

@@ -167,7 +167,7 @@ func (s *Source) serveHook(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusOK)
 		return
 	}
-	if _, err := s.admit(ctx, []candidate{c}, nil); err != nil {
+	if err := s.admitHook(ctx, c); err != nil {
 		// 503 makes Dataverse retry an asynchronous step.
 		s.log.Error("webhook event not stored", "table", rec.Table, "id", ev.PrimaryEntityID, "err", err)
 		http.Error(w, "not stored", http.StatusServiceUnavailable)

@@ -13,8 +13,10 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"runtime/pprof"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dvsync/dvsync/emulator"
@@ -51,7 +53,20 @@ type childSpec struct {
 	Limits emulator.Limits `json:"limits"`
 	// Schema is the schema YAML; empty means Schema.
 	Schema string `json:"schema,omitempty"`
+	// CPUProfile, when not empty, is the file the child writes its CPU
+	// profile to, from start to Stop.
+	CPUProfile string `json:"cpuprofile,omitempty"`
 }
+
+// EmulatorCPUProfile is a file name prefix: when it is not empty, every
+// emulator started afterwards writes a CPU profile of its whole life to it
+// followed by "." and its sequence number (1, 2, …), since a run starts
+// several. Set it before the first start; it is not safe to change while
+// emulators start.
+var EmulatorCPUProfile string
+
+// emulatorSeq numbers the emulators started, for their profiles' names.
+var emulatorSeq atomic.Int64
 
 // Emulator is the Dataverse emulator serving Schema in a child process
 // (this program run again), so that the memory and CPU time measured in
@@ -95,6 +110,20 @@ func ServeEmulatorChild() (bool, error) {
 	}
 	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = hs.Serve(ln) }() // ends with ErrServerClosed at Close
+	if spec.CPUProfile != "" {
+		f, err := os.Create(spec.CPUProfile)
+		if err != nil {
+			return true, fmt.Errorf("emulator child: %w", err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			_ = f.Close()
+			return true, fmt.Errorf("emulator child: %w", err)
+		}
+		defer func() {
+			pprof.StopCPUProfile()
+			_ = f.Close()
+		}()
+	}
 	fmt.Printf("http://%s\n", ln.Addr())
 	_, _ = io.Copy(io.Discard, os.Stdin)
 	return true, hs.Close()
@@ -127,6 +156,9 @@ webhooks:
 func startEmulator(spec childSpec) (*Emulator, error) {
 	token := randomToken()
 	spec.Token = token
+	if n := emulatorSeq.Add(1); EmulatorCPUProfile != "" {
+		spec.CPUProfile = fmt.Sprintf("%s.%d", EmulatorCPUProfile, n)
+	}
 	specJSON, err := json.Marshal(spec)
 	if err != nil {
 		return nil, err
