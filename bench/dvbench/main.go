@@ -66,7 +66,7 @@ const maxInbound = 10_000
 // sizeFlags are the flags recorded in the JSON report.
 var sizeFlags = []string{"rows", "changes", "txn-rows", "steady-rate", "steady-duration", "throttled-rows", "throttle-window", "messages", "inbound"}
 
-var allScenarios = []string{"backfill", "streaming", "steady", "throttled", "kafka", "inbound"}
+var allScenarios = []string{"backfill", "streaming", "steady", "throttled", "kafka", "inbound", "outbound"}
 
 func main() {
 	if child, err := benchenv.ServeEmulatorChild(); child {
@@ -86,7 +86,7 @@ func main() {
 	flag.DurationVar(&s.Window, "throttle-window", 2*time.Second,
 		"throttled: the limits' window; Dataverse's 5-minute limits are scaled to it")
 	flag.IntVar(&s.Messages, "messages", 200_000, "kafka: messages in the topic")
-	flag.IntVar(&s.Inbound, "inbound", maxInbound, fmt.Sprintf("inbound: accounts created in Dataverse for each feed (at most %d)", maxInbound))
+	flag.IntVar(&s.Inbound, "inbound", maxInbound, fmt.Sprintf("inbound, outbound: accounts created in Dataverse for each feed (at most %d)", maxInbound))
 	quick := flag.Bool("quick", false, "small sizes, under two minutes in all (flags given explicitly win)")
 	only := flag.String("scenarios", strings.Join(allScenarios, ","), "scenarios to run, comma-separated")
 	jsonOut := flag.String("json", "", "also write the results as JSON to this file")
@@ -189,7 +189,7 @@ func run(rep *Report, s sizes, scenarios []string) error {
 	fmt.Printf("dvbench %s: %d CPUs, GOMAXPROCS %d (a shared machine: figures vary between runs)\n",
 		rep.Commit, rep.CPUs, rep.GOMAXPROCS)
 	var pg *benchenv.Postgres
-	if slices.ContainsFunc(scenarios, func(sc string) bool { return sc != "kafka" }) {
+	if slices.ContainsFunc(scenarios, func(sc string) bool { return sc != "kafka" && sc != "outbound" }) {
 		var err error
 		if pg, err = benchenv.StartPostgres(ctx); err != nil {
 			return err
@@ -213,6 +213,8 @@ func run(rep *Report, s sizes, scenarios []string) error {
 			results = []Result{benchKafka(ctx, s.Messages)}
 		case "inbound":
 			results = benchInbound(ctx, pg, s.Inbound)
+		case "outbound":
+			results = benchOutbound(ctx, s.Inbound)
 		}
 		for i := range results {
 			if results[i].Seconds == 0 {
@@ -223,6 +225,8 @@ func run(rep *Report, s sizes, scenarios []string) error {
 				fmt.Printf("    %s FAILED: %s\n", res.Scenario, res.Error)
 			case len(res.Limits) > 0:
 				fmt.Printf("    %s: %s, %.0f%% of %s\n", res.Scenario, res.Dvsync, 100*res.Limits[0].Ratio, res.Limits[0].Figure)
+			default:
+				fmt.Printf("    %s: %s\n", res.Scenario, res.Dvsync)
 			}
 		}
 		rep.Results = append(rep.Results, results...)

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kfake"
+
 	"github.com/dvsync/dvsync/emulator"
 	"github.com/dvsync/dvsync/sink/dataverse"
 )
@@ -118,5 +120,36 @@ func TestBackfillThenStreaming(t *testing.T) {
 	}
 	if n, err := Compare(ctx, pg, em); err != nil || n != 350 {
 		t.Fatalf("Compare: %d rows, %v; want 350, nil", n, err)
+	}
+}
+
+// The Dataverse → Kafka pipeline publishes every account, and the check
+// that reads the topic back notices one too few.
+func TestOutboundPublishesEveryAccount(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, "out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	out, err := StartOutbound(ctx, c.ListenAddrs(), "out", Delta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = out.Stop() }()
+	if _, err := out.Emulator.Ingest(ctx, 1, 40, 10, 2); err != nil {
+		t.Fatal(err)
+	}
+	if err := out.Wait(ctx, 40); err != nil {
+		t.Fatal(err)
+	}
+	if err := CompareOutbound(ctx, c.ListenAddrs(), "out", 40); err != nil {
+		t.Fatal(err)
+	}
+	short, cancelShort := context.WithTimeout(ctx, 3*time.Second)
+	defer cancelShort()
+	if err := CompareOutbound(short, c.ListenAddrs(), "out", 41); err == nil {
+		t.Fatal("CompareOutbound of 41 accounts on a topic holding 40: nil error")
 	}
 }

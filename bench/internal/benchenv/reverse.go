@@ -69,7 +69,17 @@ func StartInbound(ctx context.Context, pg *Postgres, feed InboundFeed) (*Inbound
 	if err := pg.Exec(ctx, "TRUNCATE "+InboundTable); err != nil {
 		return nil, err
 	}
-	set, err := compile(ReverseMapping)
+	dst, err := sinkpg.New(sinkpg.Config{DSN: pg.DSN()})
+	if err != nil {
+		return nil, err
+	}
+	return startReverse(ctx, feed, ReverseMapping, dst)
+}
+
+// startReverse starts an emulator fed as feed says and a pipeline
+// source/dataverse → the from-dataverse mapping in yaml → dst.
+func startReverse(ctx context.Context, feed InboundFeed, yaml string, dst sink.Sink) (*Inbound, error) {
+	set, err := compile(yaml)
 	if err != nil {
 		return nil, err
 	}
@@ -101,15 +111,10 @@ func StartInbound(ctx context.Context, pg *Postgres, feed InboundFeed) (*Inbound
 		em.Stop()
 		return nil, err
 	}
-	dst, err := sinkpg.New(sinkpg.Config{DSN: pg.DSN()})
-	if err != nil {
-		em.Stop()
-		return nil, err
-	}
 	mapper := set.Mapper(connection)
 	s, err := startPipelineWith(ctx, "dataverse", func(st *state.Bolt) (source.Source, error) {
 		return dataverse.New(cfg, client, st, discardLogger)
-	}, engine.MapperFunc(mapper.MapToSource), sink.Sink(dst))
+	}, engine.MapperFunc(mapper.MapToSource), dst)
 	if err != nil {
 		em.Stop()
 		return nil, err
