@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -64,6 +66,32 @@ func versionPrint(v conflict.Version) uint64 {
 	return conflict.Fingerprint(v.Row)
 }
 
+// syncKey is the address of a row's sync state: its key by canonical
+// values (conflict.KeyBytes), with text that spells an integer in its
+// shortest form read as that integer. A source key column of numbers
+// mapped to a Dataverse string attribute comes back as text, and both
+// pipelines must address the row alike. A key column has one type, so the
+// text "7" and the number 7 never name two rows of one table; "07" stays
+// text.
+func syncKey(key change.Key) []byte {
+	norm := key
+	for i, c := range key {
+		if c.Value.Kind() != change.KindText {
+			continue
+		}
+		s := c.Value.Str()
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || strconv.FormatInt(n, 10) != s {
+			continue
+		}
+		if &norm[0] == &key[0] {
+			norm = slices.Clone(key)
+		}
+		norm[i].Value = change.Int(n)
+	}
+	return conflict.KeyBytes(norm)
+}
+
 // canonical returns p's change as the version of the side it was read
 // from, in the source table's names.
 func (r *syncResolver) canonical(p Pair) incoming {
@@ -72,7 +100,7 @@ func (r *syncResolver) canonical(p Pair) incoming {
 	if r.side == conflict.Dataverse {
 		rec = p.Out // pipeline B: the row mapped back to source names
 	}
-	in := incoming{key: conflict.KeyBytes(rec.Key), commit: p.Source.CommitTime}
+	in := incoming{key: syncKey(rec.Key), commit: p.Source.CommitTime}
 	in.v.Deleted = rec.Op == change.OpDelete
 	if !in.v.Deleted {
 		in.v.Row = conflict.Project(rec.After, cfg.Columns)

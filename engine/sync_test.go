@@ -53,3 +53,22 @@ func TestVersionNumber(t *testing.T) {
 		t.Error("newerVersion orders wrongly")
 	}
 }
+
+// A key spelled as text by one side and as a number by the other
+// addresses one row's sync state; other text stays text.
+func TestSyncKeyReadsIntegerText(t *testing.T) {
+	key := func(v change.Value) change.Key { return change.Key{{Name: "id", Value: v}} }
+	if a, b := syncKey(key(change.Int(7))), syncKey(key(change.Text("7"))); string(a) != string(b) {
+		t.Error(`7 and "7" address different rows`)
+	}
+	for _, s := range []string{"07", "7.0", "+7", "-0", "x7"} {
+		if a, b := syncKey(key(change.Int(7))), syncKey(key(change.Text(s))); string(a) == string(b) {
+			t.Errorf("%q addresses the row of 7", s)
+		}
+	}
+	k := change.Key{{Name: "a", Value: change.Text("1")}, {Name: "b", Value: change.Text("q")}}
+	_ = syncKey(k)
+	if k[0].Value.Kind() != change.KindText {
+		t.Error("syncKey modified its argument")
+	}
+}

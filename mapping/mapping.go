@@ -311,8 +311,9 @@ type Conflict struct {
 	// newest-wins.
 	Policy Policy `yaml:"policy"`
 	// TieBreak decides what Policy leaves open: for merge, a column
-	// changed on both sides; for newest-wins, equal times. source-wins or
-	// dataverse-wins. Default: source-wins.
+	// changed on both sides; for newest-wins, equal times. source-wins,
+	// dataverse-wins, newest-wins (not under policy newest-wins) or
+	// manual. Default: source-wins.
 	TieBreak Policy `yaml:"tie_break"`
 	// TimestampColumn is a source column holding the time the source row
 	// was last changed, which newest-wins compares with Dataverse's

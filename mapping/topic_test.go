@@ -61,6 +61,33 @@ func TestConflictDefaults(t *testing.T) {
 	if c.Policy != Merge || c.TieBreak != DataverseWins || c.TimestampColumn != "changed_at" {
 		t.Errorf("given = %+v", c)
 	}
+	for _, tb := range []Policy{SourceWins, DataverseWins, NewestWins, Manual} {
+		c = compile(t, both+"conflict: {policy: merge, tie_break: "+string(tb)+"}\n").Mappings()[0].Conflict
+		if c.TieBreak != tb {
+			t.Errorf("tie_break %s read as %s", tb, c.TieBreak)
+		}
+	}
+}
+
+// The columns a bidirectional mapping syncs both ways are those that flow
+// back: not the to-dataverse ones, computed ones or lookups.
+func TestSyncedColumns(t *testing.T) {
+	both := head + `direction: both
+key: {alternate_key: [accountnumber]}
+columns:
+  - {source: id, target: accountnumber, type: string}
+  - {source: name, target: name}
+  - {source: changed_at, target: description, type: string, direction: to-dataverse}
+  - {expr: "name + '!'", target: fax}
+  - {source: city, target: address1_city, direction: from-dataverse}
+`
+	if got := compile(t, both).Mappings()[0].SyncedColumns(); !slices.Equal(got, []string{"id", "name", "city"}) {
+		t.Errorf("SyncedColumns = %v, want [id name city]", got)
+	}
+	oneWay := head + "key: {alternate_key: [accountnumber]}\ncolumns:\n  - {source: id, target: accountnumber, type: string}\n"
+	if got := compile(t, oneWay).Mappings()[0].SyncedColumns(); got != nil {
+		t.Errorf("SyncedColumns of a one-way mapping = %v", got)
+	}
 }
 
 func TestTopicAndConflictProblems(t *testing.T) {
@@ -79,7 +106,9 @@ func TestTopicAndConflictProblems(t *testing.T) {
 		{"bad policy", head + "direction: both\n" + cols + "conflict: {policy: lww}\n",
 			`m.yaml:8: conflict.policy: "lww" is not one of: source-wins, dataverse-wins, newest-wins, merge, manual`},
 		{"bad tie break", head + "direction: both\n" + cols + "conflict: {policy: merge, tie_break: merge}\n",
-			`m.yaml:8: conflict.tie_break: "merge" is not one of: source-wins, dataverse-wins`},
+			`m.yaml:8: conflict.tie_break: "merge" is not one of: source-wins, dataverse-wins, newest-wins, manual`},
+		{"newest-wins breaking its own ties", head + "direction: both\n" + cols + "conflict: {policy: newest-wins, tie_break: newest-wins}\n",
+			"m.yaml:8: conflict.tie_break: newest-wins cannot break its own ties; use source-wins, dataverse-wins or manual"},
 		{"unmapped timestamp", head + "direction: both\n" + cols + "conflict: {timestamp_column: nope}\n",
 			"m.yaml:8: conflict.timestamp_column: nope is not the source of any column; map it (it may flow to-dataverse only)"},
 	}

@@ -127,13 +127,35 @@ func (m *Mapping) validateConflict(ps *yamlfile.Problems) {
 		ps.Add("conflict.policy", "%q is not one of: %s, %s, %s, %s, %s", c.Policy, SourceWins, DataverseWins, NewestWins, Merge, Manual)
 	}
 	switch c.TieBreak {
-	case SourceWins, DataverseWins:
+	case SourceWins, DataverseWins, Manual:
+	case NewestWins:
+		if c.Policy == NewestWins {
+			ps.Add("conflict.tie_break", "newest-wins cannot break its own ties; use %s, %s or %s", SourceWins, DataverseWins, Manual)
+		}
 	default:
-		ps.Add("conflict.tie_break", "%q is not one of: %s, %s", c.TieBreak, SourceWins, DataverseWins)
+		ps.Add("conflict.tie_break", "%q is not one of: %s, %s, %s, %s", c.TieBreak, SourceWins, DataverseWins, NewestWins, Manual)
 	}
 	if col := c.TimestampColumn; col != "" && !slices.ContainsFunc(m.Columns, func(k Column) bool { return k.Source == col }) {
 		ps.Add("conflict.timestamp_column", "%s is not the source of any column; map it (it may flow to-dataverse only)", col)
 	}
+}
+
+// SyncedColumns returns the source columns a mapping with direction both
+// syncs both ways, in the order of its columns: those whose values flow
+// back from Dataverse, which the conflict checks of a bidirectional sync
+// compare. Nil for a mapping of another direction.
+func (m *Mapping) SyncedColumns() []string {
+	if m.Direction != Both {
+		return nil
+	}
+	var cols []string
+	for i := range m.Columns {
+		c := &m.Columns[i]
+		if c.Source != "" && m.direction(c).fromDataverse() && !slices.Contains(cols, c.Source) {
+			cols = append(cols, c.Source)
+		}
+	}
+	return cols
 }
 
 func validDirection(d Direction) bool { return d == ToDataverse || d == FromDataverse || d == Both }

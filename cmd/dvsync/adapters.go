@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/dvsync/dvsync/change"
 	"github.com/dvsync/dvsync/config"
@@ -27,6 +28,9 @@ type adapters struct {
 	client *odataclient.Client
 	store  state.Store
 	log    *slog.Logger
+	// live is the mapping set in force: set until a reload applies
+	// another.
+	live atomic.Pointer[mapping.Set]
 
 	userOnce sync.Once
 	userID   string

@@ -25,6 +25,8 @@ type reloader struct {
 	mapper    func(set *mapping.Set, pipeline string) engine.Mapper
 	log       *slog.Logger
 	reloads   *prometheus.CounterVec // by result: applied or refused
+	// applied, when set, is told each mapping set once applied.
+	applied func(*mapping.Set)
 }
 
 func newReloader(cfg *config.Config, set *mapping.Set, pipelines map[string]*engine.Pipeline,
@@ -80,6 +82,9 @@ func (r *reloader) reload() error {
 		}
 	}
 	r.current = set
+	if r.applied != nil {
+		r.applied(set)
+	}
 	tables := 0
 	for _, c := range set.Connections() {
 		tables += len(set.Tables(c))
@@ -90,8 +95,9 @@ func (r *reloader) reload() error {
 
 // applicable refuses a mapping set that needs what only a restart gives:
 // a pipeline for a new connection, a source reading a new table or keying
-// a table by other columns, or a sink that knows a table by another entity
-// set name.
+// a table by other columns, a sink that knows a table by another entity
+// set name, or a bidirectional mapping added, removed, renamed, or given
+// other conflict rules or columns synced both ways.
 func (r *reloader) applicable(set *mapping.Set) error {
 	var errs []error
 	oldSets := r.current.EntitySets()
@@ -124,6 +130,9 @@ func (r *reloader) applicable(set *mapping.Set) error {
 				errs = append(errs, fmt.Errorf("connection %s: Dataverse table %s is new, and its changes are captured only for the tables dvsync started with; restart dvsync to add it", c, t))
 			}
 		}
+	}
+	if err := bidirectionalChanges(r.current, set); err != nil {
+		errs = append(errs, err)
 	}
 	for table, es := range set.EntitySets() {
 		if old, ok := oldSets[table]; !ok || old != es {

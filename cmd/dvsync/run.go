@@ -97,6 +97,11 @@ func runDaemon(ctx context.Context, cfg *config.Config, set *mapping.Set, logger
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	a := &adapters{cfg: cfg, set: set, client: client, store: st, log: logger}
+	a.live.Store(set)
+	bidi, err := newBidirectional(set, a.live.Load, st, logger, reg)
+	if err != nil {
+		return err
+	}
 	var (
 		names     []string
 		pipelines []*engine.Pipeline
@@ -113,6 +118,7 @@ func runDaemon(ctx context.Context, cfg *config.Config, set *mapping.Set, logger
 			ShutdownTimeout:   cfg.Engine.ShutdownTimeout,
 			Logger:            logger, // the engine adds the pipeline name itself
 			Metrics:           reg,
+			Resolver:          bidi.resolver(name),
 		}, src, a.mapper(set, name), dst, st)
 		if err != nil {
 			return fmt.Errorf("pipeline %s: %w", name, err)
@@ -180,7 +186,9 @@ func runDaemon(ctx context.Context, cfg *config.Config, set *mapping.Set, logger
 	reloaderDone := make(chan struct{})
 	go func() {
 		defer close(reloaderDone)
-		newReloader(cfg, set, byName, a.mapper, logger, reg).run(ctx, hup)
+		rl := newReloader(cfg, set, byName, a.mapper, logger, reg)
+		rl.applied = a.live.Store
+		rl.run(ctx, hup)
 	}()
 	defer func() {
 		cancel()
