@@ -137,13 +137,16 @@ func TestBackfillResumesAfterKill(t *testing.T) {
 	e.preload(rows)
 	cfg := e.backfillConfig("{workers: 2, batch_size: 50}")
 
+	// Each write held back 20ms: 4500 rows take several ack intervals
+	// (200ms), so some progress is durable before the kill however fast
+	// the emulator is; 4500 is below 5000, where $count stops counting.
+	e.setFaults(t, `{"latency_ms": 20, "match": "accounts"}`)
 	cmd, done := e.startBackfill(cfg, "--page-size", "100")
-	// Several ack intervals (200ms) of writing, so that some progress is
-	// durable before the kill; below 5000, where $count stops counting.
 	waitUntil(t, 120*time.Second, func() bool { return e.accountCount() >= 4500 })
 	if err := cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
+	e.setFaults(t, `{}`)
 	if err := <-done; err == nil {
 		t.Fatal("the backfill finished before it was killed; the test needs it slower")
 	}
