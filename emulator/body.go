@@ -40,7 +40,7 @@ func readChanges(w http.ResponseWriter, r *http.Request, d *tableDef) (*changeSe
 	if err != nil {
 		return nil, err
 	}
-	members, err := decodeObject(data, d.set)
+	members, err := decodeObject(data, d)
 	if err != nil {
 		return nil, err
 	}
@@ -63,22 +63,28 @@ type member struct {
 // Bulk messages decode thousands of objects per request, so valid input
 // takes a direct path over the bytes; invalid input goes to
 // decodeObjectSlow for the error message.
-func decodeObject(data []byte, set string) ([]member, error) {
+func decodeObject(data []byte, d *tableDef) ([]member, error) {
 	if !json.Valid(data) {
-		return decodeObjectSlow(data, set)
+		return decodeObjectSlow(data, d.set)
 	}
-	return decodeValidObject(data, set)
+	return decodeValidObject(data, d, nil)
 }
 
 // decodeValidObject is decodeObject for data already known to be valid JSON.
-func decodeValidObject(data []byte, set string) ([]member, error) {
+// It appends the members to buf[:0], so that a bulk message can decode all
+// its targets into one buffer.
+func decodeValidObject(data []byte, d *tableDef, buf []member) ([]member, error) {
+	set := d.set
 	p := jsonScan{data: data}
 	p.skipSpace()
 	if p.peek() != '{' {
 		return decodeObjectSlow(data, set)
 	}
 	p.i++
-	members := make([]member, 0, 8)
+	members := buf[:0]
+	if members == nil {
+		members = make([]member, 0, 8)
+	}
 	for {
 		p.skipSpace()
 		if p.peek() == '}' {
@@ -88,7 +94,7 @@ func decodeValidObject(data []byte, set string) ([]member, error) {
 			p.i++
 			p.skipSpace()
 		}
-		name, err := p.str()
+		name, err := p.name(d)
 		if err != nil {
 			return nil, errPayload(set, fmt.Sprintf("Invalid JSON. %v", err))
 		}
@@ -150,6 +156,34 @@ func (p *jsonScan) str() (string, error) {
 	return "", io.ErrUnexpectedEOF
 }
 
+// name reads a member name. The names of d's columns and the annotations
+// every bulk target carries are returned as the strings d already holds,
+// since a bulk message would otherwise allocate each of them once per row.
+func (p *jsonScan) name(d *tableDef) (string, error) {
+	start := p.i
+	for p.i++; p.i < len(p.data); p.i++ {
+		switch p.data[p.i] {
+		case '\\':
+			p.i = start
+			return p.str()
+		case '"':
+			p.i++
+			b := p.data[start+1 : p.i-1]
+			if a, ok := d.byProp[string(b)]; ok && a.prop == string(b) {
+				return a.prop, nil
+			}
+			switch string(b) {
+			case "@odata.type":
+				return "@odata.type", nil
+			case "@odata.id":
+				return "@odata.id", nil
+			}
+			return string(b), nil
+		}
+	}
+	return "", io.ErrUnexpectedEOF
+}
+
 // value reads any value: primitives directly, objects and arrays through
 // encoding/json (they are rare in row bodies and only ever rejected).
 func (p *jsonScan) value() (any, error) {
@@ -190,10 +224,16 @@ func (p *jsonScan) skipComposite() error {
 	for ; p.i < len(p.data); p.i++ {
 		switch p.data[p.i] {
 		case '"':
-			if _, err := p.str(); err != nil {
-				return err
+			// Skipped without building the string: bulkTargets skips
+			// every target this way.
+			for p.i++; p.i < len(p.data) && p.data[p.i] != '"'; p.i++ {
+				if p.data[p.i] == '\\' {
+					p.i++
+				}
 			}
-			p.i--
+			if p.i >= len(p.data) {
+				return io.ErrUnexpectedEOF
+			}
 		case '{', '[':
 			depth++
 		case '}', ']':
@@ -358,14 +398,14 @@ func (s *Server) resolveKeyLookups(key recordKey) {
 	if key.key == nil {
 		return
 	}
-	for _, a := range key.key.attrs {
-		ref, ok := key.vals[a.name].(lookupRef)
+	for i, a := range key.key.attrs {
+		ref, ok := key.vals[i].(lookupRef)
 		if !ok {
 			continue
 		}
 		for _, target := range a.targets {
 			if s.byLogical[target.logical].lookup(recordKey{id: ref.id}) != nil {
-				key.vals[a.name] = lookupRef{table: target, id: ref.id}
+				key.vals[i] = lookupRef{table: target, id: ref.id}
 				break
 			}
 		}

@@ -65,8 +65,9 @@ func (s *Server) serveBulk(w http.ResponseWriter, req *request, ts *tableStore, 
 		return err
 	}
 	items := make([]bulkItem, len(targets))
+	var members []member
 	for i, raw := range targets {
-		it, err := s.decodeBulkItem(d, action, raw)
+		it, err := s.decodeBulkItem(d, action, raw, &members)
 		if err != nil {
 			return err
 		}
@@ -169,14 +170,22 @@ func bulkTargets(data []byte, set string, action bulkAction) ([][]byte, error) {
 
 // decodeBulkItem decodes one target. "@odata.type" is required on every
 // target and must name the bound table; "@odata.id" (UpsertMultiple)
-// addresses the row by a record URI of the same table.
-func (s *Server) decodeBulkItem(d *tableDef, action bulkAction, raw json.RawMessage) (bulkItem, error) {
+// addresses the row by a record URI of the same table. buf is scratch
+// space for the target's members, kept from one target to the next.
+func (s *Server) decodeBulkItem(d *tableDef, action bulkAction, raw json.RawMessage, buf *[]member) (bulkItem, error) {
 	// bulkTargets validated the whole body.
-	members, err := decodeValidObject(raw, d.set)
+	members, err := decodeValidObject(raw, d, *buf)
 	if err != nil {
 		return bulkItem{}, err
 	}
-	it := bulkItem{cs: &changeSet{vals: make(map[string]any, len(members))}}
+	*buf = members
+	// A created row keeps this map (see insertOwned), so it is sized for
+	// every column, as the row's own map would be.
+	size := len(members)
+	if action == bulkCreate || action == bulkUpsert {
+		size = max(size, len(d.attrs))
+	}
+	it := bulkItem{cs: &changeSet{vals: make(map[string]any, size)}}
 	typed := false
 	for _, m := range members {
 		switch m.name {
@@ -225,7 +234,7 @@ func (s *Server) applyBulk(ts *tableStore, action bulkAction, items []bulkItem, 
 	defer ts.mu.Unlock()
 	j, owned := ts.undo, ts.undo == nil
 	if owned {
-		j = &journal{}
+		j = &journal{entries: make([]journalEntry, 0, len(items))}
 		ts.undo = j
 		defer func() { ts.undo = nil }()
 	}
@@ -253,7 +262,7 @@ func (s *Server) applyBulkLocked(ts *tableStore, action bulkAction, items []bulk
 			if it.cs.id != nil {
 				id = *it.cs.id
 			}
-			r, err := ts.insert(id, it.cs.vals, s.newStamp(by))
+			r, err := ts.insertOwned(id, it.cs.vals, s.newStamp(by))
 			if err != nil {
 				return nil, err
 			}
@@ -270,7 +279,7 @@ func (s *Server) applyBulkLocked(ts *tableStore, action bulkAction, items []bulk
 		case bulkUpsert:
 			if !it.keyed {
 				id := newID()
-				if _, err := ts.insert(id, it.cs.vals, s.newStamp(by)); err != nil {
+				if _, err := ts.insertOwned(id, it.cs.vals, s.newStamp(by)); err != nil {
 					return nil, err
 				}
 				continue

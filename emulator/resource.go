@@ -2,6 +2,7 @@ package emulator
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/google/uuid"
@@ -49,11 +50,12 @@ func splitSegments(path string) ([]segment, error) {
 }
 
 // recordKey addresses one row: by primary key, or by the values of one
-// alternate key (stored forms, by column logical name).
+// alternate key (stored forms, parallel to key.attrs: a slice rather than a
+// map, since a bulk upsert by key parses one per row).
 type recordKey struct {
 	id   uuid.UUID
 	key  *keyDef
-	vals map[string]any
+	vals []any
 }
 
 // parseRecordKey parses the key predicate of an entity-set segment:
@@ -111,14 +113,14 @@ func parseRecordKey(d *tableDef, pred string) (recordKey, error) {
 	if k == nil || len(names) != len(k.attrs) {
 		return recordKey{}, invalid
 	}
-	rk := recordKey{key: k, vals: map[string]any{}}
+	rk := recordKey{key: k, vals: make([]any, len(k.attrs))}
 	for _, p := range pairs {
 		a := d.byProp[p.name]
 		v, ok := keyValue(a, p.val)
 		if !ok {
 			return recordKey{}, errBadQuery("The key value %s for '%s' is not a valid %s literal.", p.val.text, p.name, a.typ.edmType())
 		}
-		rk.vals[a.name] = v
+		rk.vals[slices.Index(k.attrs, a)] = v
 	}
 	return rk, nil
 }
@@ -171,5 +173,5 @@ func parseSimpleStringKey(d *tableDef, pred string) (recordKey, bool) {
 	if k == nil {
 		return recordKey{}, false
 	}
-	return recordKey{key: k, vals: map[string]any{a.name: val}}, true
+	return recordKey{key: k, vals: []any{val}}, true
 }

@@ -97,7 +97,7 @@ func (s *Server) create(w http.ResponseWriter, req *request, ts *tableStore) err
 		id = *cs.id
 	}
 	ts.mu.Lock()
-	r, err := ts.insert(id, cs.vals, s.newStamp(userOf(req.Context())))
+	r, err := ts.insertOwned(id, cs.vals, s.newStamp(userOf(req.Context())))
 	ts.mu.Unlock()
 	if err != nil {
 		return err
@@ -138,7 +138,8 @@ func (s *Server) patch(w http.ResponseWriter, req *request, ts *tableStore, key 
 	return nil
 }
 
-// upsertLocked applies a PATCH; the caller holds ts.mu exclusively.
+// upsertLocked applies a PATCH; the caller holds ts.mu exclusively and
+// gives up cs, which upsertLocked may change.
 func (s *Server) upsertLocked(ts *tableStore, key recordKey, cs *changeSet, ifMatch *etagCondition, createOnly bool, by uuid.UUID) (*row, bool, error) {
 	d := ts.def
 	existing := ts.find(key)
@@ -181,25 +182,19 @@ func (s *Server) upsertLocked(ts *tableStore, key recordKey, cs *changeSet, ifMa
 			id = *cs.id
 		}
 		// A created row takes its key values from the body when present,
-		// else from the URL. The body's values are copied only when one
-		// is missing: insert copies them anyway, and a bulk upsert
-		// usually carries its keys in the body.
-		copied := false
-		for _, a := range key.key.attrs {
+		// else from the URL.
+		for i, a := range key.key.attrs {
 			if _, inBody := cs.vals[a.name]; inBody {
 				continue
 			}
-			v := key.vals[a.name]
+			v := key.vals[i]
 			if ref, ok := v.(lookupRef); ok && ref.table == nil {
 				return nil, false, errNotFoundByID(a.targets[0].logical, ref.id.String())
-			}
-			if !copied {
-				vals, copied = maps.Clone(cs.vals), true
 			}
 			vals[a.name] = v
 		}
 	}
-	r, err := ts.insert(id, vals, s.newStamp(by))
+	r, err := ts.insertOwned(id, vals, s.newStamp(by))
 	return r, true, err
 }
 

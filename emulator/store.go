@@ -71,6 +71,25 @@ func indexKey(k *keyDef, vals map[string]any) (string, bool) {
 	return strings.Join(parts, "\x00"), true
 }
 
+// keyString is indexKey for the values of a recordKey.
+func keyString(vals []any) (string, bool) {
+	if len(vals) == 1 {
+		// The common single-column key: no slice to build.
+		if vals[0] == nil {
+			return "", false
+		}
+		return indexPart(vals[0]), true
+	}
+	parts := make([]string, len(vals))
+	for i, v := range vals {
+		if v == nil {
+			return "", false
+		}
+		parts[i] = indexPart(v)
+	}
+	return strings.Join(parts, "\x00"), true
+}
+
 // find returns the row k addresses, or nil. The caller holds mu.
 func (ts *tableStore) find(k recordKey) *row {
 	if k.key == nil {
@@ -80,7 +99,7 @@ func (ts *tableStore) find(k recordKey) *row {
 		if kd != k.key {
 			continue
 		}
-		ik, ok := indexKey(kd, k.vals)
+		ik, ok := keyString(k.vals)
 		if !ok {
 			return nil
 		}
@@ -107,19 +126,49 @@ func (ts *tableStore) checkUnique(vals map[string]any, self uuid.UUID) error {
 }
 
 // insert stores a new row with the given column values (nil values are
-// dropped). The caller holds mu exclusively.
+// dropped); vals is left as it was. The caller holds mu exclusively.
 func (ts *tableStore) insert(id uuid.UUID, vals map[string]any, st stamp) (*row, error) {
+	return ts.insertVals(id, vals, false, st)
+}
+
+// insertOwned is insert for a vals map the caller gives up: the row may
+// keep the map itself instead of a copy, which saves a map per row of a
+// bulk write. vals must not be used again, whether the insert succeeds or
+// fails. The caller holds mu exclusively.
+func (ts *tableStore) insertOwned(id uuid.UUID, vals map[string]any, st stamp) (*row, error) {
+	return ts.insertVals(id, vals, true, st)
+}
+
+func (ts *tableStore) insertVals(id uuid.UUID, vals map[string]any, owned bool, st stamp) (*row, error) {
 	if _, exists := ts.rows[id]; exists {
 		return nil, errDuplicateID()
 	}
-	// Sized for every column up front: growing a map is most of the cost
-	// of a bulk insert.
-	r := &row{id: id, version: st.version, vals: make(map[string]any, len(ts.def.attrs))}
-	r.vals["statecode"] = int64(0)
-	r.vals["statuscode"] = int64(1)
-	for k, v := range vals {
-		if v != nil {
-			r.vals[k] = v
+	r := &row{id: id, version: st.version}
+	// A Create step is sent the body's values, so they are kept apart
+	// from the row's then.
+	if owned && !ts.hooks.has("Create") {
+		for k, v := range vals {
+			if v == nil {
+				delete(vals, k)
+			}
+		}
+		r.vals = vals
+		if _, ok := r.vals["statecode"]; !ok {
+			r.vals["statecode"] = int64(0)
+		}
+		if _, ok := r.vals["statuscode"]; !ok {
+			r.vals["statuscode"] = int64(1)
+		}
+	} else {
+		// Sized for every column up front: growing a map is most of the
+		// cost of a bulk insert.
+		r.vals = make(map[string]any, len(ts.def.attrs))
+		r.vals["statecode"] = int64(0)
+		r.vals["statuscode"] = int64(1)
+		for k, v := range vals {
+			if v != nil {
+				r.vals[k] = v
+			}
 		}
 	}
 	r.vals[ts.def.primaryID] = id
