@@ -124,13 +124,7 @@ func assigned(s *Source) int {
 // waitFor polls cond until it holds, failing the test after testTimeout.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(testTimeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond) // polling a condition, not waiting for time to pass
-	}
+	testenv.Eventually(t, testTimeout, what, cond)
 }
 
 // produceNumbered writes n messages with values from..from+n-1, keyed over

@@ -11,6 +11,7 @@ import (
 
 	"github.com/dvsync/dvsync/change"
 	"github.com/dvsync/dvsync/internal/tdsfake"
+	"github.com/dvsync/dvsync/internal/testenv"
 )
 
 // transport is a way for the source to reach a server: through the query
@@ -127,13 +128,7 @@ func newLog() (*logBuffer, *slog.Logger) {
 // waitFor polls cond until it holds or a deadline passes.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond) // polling a condition, not waiting for an event
-	}
+	testenv.Eventually(t, 10*time.Second, what, cond)
 }
 
 func ops(recs []change.Record) string {
