@@ -340,7 +340,7 @@ func changedColumns(pc *state.ParkedConflict, side conflict.Side) string {
 }
 
 func parseConflictIDs(args []string) ([]uint64, error) {
-	ids, err := parseIDs(args)
+	ids, err := parseIDs(args, "conflict")
 	if err != nil {
 		return nil, fmt.Errorf("%w (see 'dvsync conflicts list')", err)
 	}

@@ -101,7 +101,7 @@ func newDLShowCmd(o *deadLetterOpts) *cobra.Command {
 		Short: "Print dead letters in full: reason, source records and mapped record",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ids, err := parseIDs(args)
+			ids, err := parseIDs(args, "dead letter")
 			if err != nil {
 				return err
 			}
@@ -317,15 +317,17 @@ func idsOrAll(args []string, all bool) ([]uint64, error) {
 	case len(args) == 0:
 		return nil, errors.New("give dead letter IDs (see 'dvsync deadletters list') or --all")
 	}
-	return parseIDs(args)
+	return parseIDs(args, "dead letter")
 }
 
-func parseIDs(args []string) ([]uint64, error) {
+// parseIDs reads the IDs an operator gave; what names the kind of thing
+// they identify, for the error.
+func parseIDs(args []string, what string) ([]uint64, error) {
 	ids := make([]uint64, 0, len(args))
 	for _, a := range args {
 		id, err := strconv.ParseUint(a, 10, 64)
 		if err != nil || id == 0 {
-			return nil, fmt.Errorf("%q is not a dead letter ID (a positive number)", a)
+			return nil, fmt.Errorf("%q is not a %s ID (a positive number)", a, what)
 		}
 		ids = append(ids, id)
 	}
