@@ -287,11 +287,30 @@ func (r *syncResolver) carryOver(m Mapper, p Pair, e *state.SyncEntry, in *incom
 	}
 	synced := entryVersion(e)
 	targetOwed := owed(e, r.side.Other())
+	// What the target held when the conflict was decided: the write is
+	// conditional on it still holding that.
+	dvVersion := e.DataverseVersion
+	if e.Deleted {
+		dvVersion = "" // a write that recreates the row expects none
+	}
+	sourceBefore := conflict.Version{Row: e.SourceBefore, Deleted: e.SourceBeforeDeleted}
 	if d, ok := r.s.decidingFor(in.key); ok {
 		// The other pipeline's decision is being written: it is what
-		// this side is to get.
+		// this side is to get. The state records neither the version
+		// it was decided against nor the one it replaces until that
+		// write is durable, so they come from the decision itself.
 		synced = d.v
 		targetOwed = r.side == conflict.Source && d.owedDataverse || r.side == conflict.Dataverse && d.owedSource
+		if d.in.version != "" && (d.in.v.Deleted || newerVersion(d.in.version, dvVersion)) {
+			// Decided by pipeline B against the Dataverse version it read.
+			dvVersion = d.in.version
+			if d.in.v.Deleted {
+				dvVersion = ""
+			}
+		}
+		if d.sourceBefore.Row != nil || d.sourceBefore.Deleted {
+			sourceBefore = d.sourceBefore
+		}
 	}
 	if !targetOwed {
 		return Done, changed, nil
@@ -300,18 +319,18 @@ func (r *syncResolver) carryOver(m Mapper, p Pair, e *state.SyncEntry, in *incom
 	if err := r.rewrite(m, p, synced); err != nil {
 		return Write, changed, err
 	}
+	meta := cloneMeta(out.Meta)
 	if r.side == conflict.Source {
-		r.expect(out, e, true)
+		meta[change.MetaExpectedVersion] = dvVersion
 	} else {
 		// The source row must still be the version the conflict was
 		// decided against; unknown, the write is unconditional.
-		meta := cloneMeta(out.Meta)
 		out.Before = nil
-		if e.SourceBefore != nil || e.SourceBeforeDeleted {
-			expectRow(out, meta, conflict.Version{Row: e.SourceBefore, Deleted: e.SourceBeforeDeleted})
+		if sourceBefore.Row != nil || sourceBefore.Deleted {
+			expectRow(out, meta, sourceBefore)
 		}
-		out.Meta = meta
 	}
+	out.Meta = meta
 	r.remember(out, written{key: in.key, v: synced, in: *in, carried: true})
 	return Write, changed, nil
 }

@@ -1,0 +1,165 @@
+package engine
+
+import (
+	"context"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/dvsync/dvsync/change"
+	"github.com/dvsync/dvsync/conflict"
+	"github.com/dvsync/dvsync/state"
+)
+
+// carryWorld drives the two resolvers of one bidirectional row by hand,
+// so that the interleavings of the two pipelines can be chosen.
+type carryWorld struct {
+	t    *testing.T
+	a, b Resolver
+	m    Mapper
+}
+
+func newCarryWorld(t *testing.T) *carryWorld {
+	st, err := state.OpenBolt(t.TempDir() + "/s.db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	identity := func(r *change.Record) (change.Record, bool, error) { return *r, true, nil }
+	s, err := NewSync(SyncConfig{Mapping: "m", Columns: []string{"name", "rating"}, Store: st, Reverse: identity,
+		Rules: conflict.Rules{Policy: conflict.Merge, TieBreak: conflict.DataverseWins}, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Pipeline A's mapping: the same names, in the Dataverse table.
+	toDV := MapperFunc(func(r *change.Record) (change.Record, bool, error) {
+		out := *r
+		out.Table = "dv"
+		return out, true, nil
+	})
+	return &carryWorld{t: t, a: s.Resolver(conflict.Source), b: s.Resolver(conflict.Dataverse), m: toDV}
+}
+
+func supplier(name string, rating int64) change.Row {
+	return change.Row{{Name: "code", Value: change.Text("C0")}, {Name: "name", Value: change.Text(name)}, {Name: "rating", Value: change.Int(rating)}}
+}
+
+var supplierKey = change.Key{{Name: "code", Value: change.Text("C0")}}
+
+// fromSource is pipeline A's pair for a change of the table's row.
+func (w *carryWorld) fromSource(name string, rating int64, committed time.Time) Pair {
+	src := &change.Record{Op: change.OpUpdate, Table: "public.suppliers", Key: supplierKey, After: supplier(name, rating), CommitTime: committed}
+	out, _, _ := w.m.Map(src)
+	return Pair{Source: src, Out: &out}
+}
+
+// fromDataverse is pipeline B's pair for a change of Dataverse's row at
+// versionnumber n.
+func (w *carryWorld) fromDataverse(name string, rating int64, n string) Pair {
+	src := &change.Record{Op: change.OpUpdate, Table: "dv", Key: supplierKey, After: supplier(name, rating),
+		CommitTime: time.Now(), Meta: map[string]string{"versionnumber": n}}
+	out := &change.Record{Op: change.OpUpdate, Table: "public.suppliers", Key: supplierKey, After: supplier(name, rating)}
+	return Pair{Source: src, Out: out}
+}
+
+func (w *carryWorld) prepare(r Resolver, p Pair) Verdict {
+	w.t.Helper()
+	v := []Verdict{Write}
+	if err := r.Prepare(context.Background(), w.m, []Pair{p}, v); err != nil {
+		w.t.Fatal(err)
+	}
+	return v[0]
+}
+
+func (w *carryWorld) synced(r Resolver, p Pair) {
+	w.t.Helper()
+	if err := r.Synced(context.Background(), []Pair{p}); err != nil {
+		w.t.Fatal(err)
+	}
+}
+
+// start syncs the row start|0 to Dataverse, which reports version 3.
+func (w *carryWorld) start() time.Time {
+	w.t.Helper()
+	p := w.fromSource("start", 0, time.Now())
+	if v := w.prepare(w.a, p); v != Write {
+		w.t.Fatalf("first sync: verdict %v", v)
+	}
+	p.Out.Meta = cloneMeta(p.Out.Meta)
+	p.Out.Meta[change.MetaVersion] = `W/"3"`
+	w.synced(w.a, p)
+	return time.Now()
+}
+
+func (v Verdict) String() string { return map[Verdict]string{Write: "write", Done: "done"}[v] }
+
+// Pipeline B decides a conflict and is writing the decision to the
+// table; pipeline A reads the table's side of the conflict before that
+// write is recorded. A carries the decision over to Dataverse, which it
+// must do against the Dataverse version B decided against: the one the
+// state still holds is older, and a write conditional on it would be
+// refused as if Dataverse had changed again.
+func TestCarryOverOfADecisionInFlightExpectsItsDataverseVersion(t *testing.T) {
+	w := newCarryWorld(t)
+	w.start()
+	edited := time.Now() // the table's edit, made while Dataverse was edited too
+
+	b := w.fromDataverse("start", 2, "13")
+	if v := w.prepare(w.b, b); v != Write {
+		t.Fatalf("Dataverse's change: verdict %v", v)
+	}
+	verdict, err := w.b.Conflict(context.Background(), w.m, b, &change.ConflictError{Current: supplier("pg1", 0)})
+	if err != nil || verdict != Write {
+		t.Fatalf("B's conflict: %v, %v", verdict, err)
+	}
+	if got := b.Out.After; !rowIs(got, "pg1", 2) {
+		t.Fatalf("B writes %v, want the merge pg1|2", got)
+	}
+
+	a := w.fromSource("pg1", 0, edited)
+	if v := w.prepare(w.a, a); v != Write {
+		t.Fatalf("the table's side of the conflict: verdict %v, want a write carrying the decision over", v)
+	}
+	if got := a.Out.After; !rowIs(got, "pg1", 2) {
+		t.Errorf("A writes %v, want the decision pg1|2", got)
+	}
+	if got := a.Out.Meta[change.MetaExpectedVersion]; got != `W/"13"` {
+		t.Errorf("A's write expects Dataverse at %q, want the version B decided against, W/\"13\"", got)
+	}
+}
+
+// The mirror: pipeline A decides and is writing the decision to
+// Dataverse; pipeline B reads Dataverse's side of the conflict before
+// that is recorded. B's write to the table is conditional on the table
+// still holding the version A decided against.
+func TestCarryOverOfADecisionInFlightExpectsItsSourceVersion(t *testing.T) {
+	w := newCarryWorld(t)
+	w.start()
+
+	a := w.fromSource("pg1", 0, time.Now())
+	if v := w.prepare(w.a, a); v != Write {
+		t.Fatalf("the table's change: verdict %v", v)
+	}
+	verdict, err := w.a.Conflict(context.Background(), w.m, a,
+		&change.ConflictError{Current: supplier("start", 2), Version: `W/"13"`})
+	if err != nil || verdict != Write {
+		t.Fatalf("A's conflict: %v, %v", verdict, err)
+	}
+
+	b := w.fromDataverse("start", 2, "13")
+	if v := w.prepare(w.b, b); v != Write {
+		t.Fatalf("Dataverse's side of the conflict: verdict %v, want a write carrying the decision over", v)
+	}
+	if got := b.Out.After; !rowIs(got, "pg1", 2) {
+		t.Errorf("B writes %v, want the decision pg1|2", got)
+	}
+	if got := b.Out.Meta[change.MetaExpectedVersion]; got != change.ExpectedRow || !rowIs(b.Out.Before, "pg1", 0) {
+		t.Errorf("B's write expects %q %v, want the row A decided against, pg1|0", got, b.Out.Before)
+	}
+}
+
+func rowIs(r change.Row, name string, rating int64) bool {
+	n, _ := r.Get("name")
+	g, _ := r.Get("rating")
+	return n.Kind() == change.KindText && n.Str() == name && g.Kind() == change.KindInt && g.Int() == rating
+}
