@@ -24,6 +24,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 )
 
 // Request is one statement a client sent.
@@ -121,6 +122,14 @@ func (s *Server) DSN(db string) string {
 	return "sqlserver://dvsync:secret@" + s.Addr() + "?database=" + db + "&encrypt=disable&dial+timeout=5"
 }
 
+// hungUp reports whether err only says the client went away: it closed
+// the connection, or its process ended with bytes unread, which the
+// kernel answers with a reset.
+func hungUp(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
 // Err returns the first protocol error met, if any.
 func (s *Server) Err() error {
 	s.errMu.Lock()
@@ -179,7 +188,7 @@ func (s *Server) accept() {
 		go func() {
 			defer s.wg.Done()
 			sc := &conn{srv: s, c: c, id: int(s.next.Add(1)), packetSize: 4096}
-			if err := sc.serve(); !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+			if err := sc.serve(); !hungUp(err) {
 				s.fail(err)
 			}
 			s.mu.Lock()
