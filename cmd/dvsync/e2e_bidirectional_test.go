@@ -19,26 +19,6 @@ import (
 	"github.com/dvsync/dvsync/odataclient"
 )
 
-const biSchema = `
-version: 1
-applications:
-  - {client_id: dvsync-app, client_secret: app-secret, user_id: ` + reverseAppUser + `}
-tables:
-  - logical_name: cr1_supplier
-    entity_set: cr1_suppliers
-    primary_id: cr1_supplierid
-    primary_name: cr1_name
-    change_tracking: true
-    attributes:
-      - {name: cr1_code, type: string, max_length: 20}
-      - {name: cr1_name, type: string, max_length: 100}
-      - {name: cr1_rating, type: integer}
-      - {name: cr1_changedat, type: datetime}
-    keys:
-      - {name: cr1_code_key, attributes: [cr1_code]}
-%s
-`
-
 // biMapping syncs name and rating both ways; changed_at only flows to
 // Dataverse, and tells newest-wins when the source row changed.
 const biMapping = `version: 1
@@ -94,14 +74,7 @@ func newBiE2E(t *testing.T, via, conflictYAML string) *biE2E {
 	hooks, changes := "", ""
 	if via == viaWebhooks || via == viaBoth {
 		addr := freeLoopbackAddr(t)
-		hooks = `webhooks:
-  - name: dvsync
-    url: http://` + addr + `/dataverse/webhook
-    auth: {type: webhookkey, value: hook-key}
-    steps:
-      - {message: Create, table: cr1_supplier, images: [{type: post}]}
-      - {message: Update, table: cr1_supplier, images: [{type: both}]}
-      - {message: Delete, table: cr1_supplier, images: [{type: pre}]}`
+		hooks = supplierHooks("http://" + addr + "/dataverse/webhook")
 		changes = "    webhook: {listen: \"" + addr + "\", auth: {webhook_key: hook-key}}\n"
 	}
 	if via == viaWebhooks {
@@ -109,7 +82,7 @@ func newBiE2E(t *testing.T, via, conflictYAML string) *biE2E {
 	} else {
 		changes += "    poll: {min_interval: 100ms, max_interval: 300ms}\n"
 	}
-	em := testenv.StartEmulator(t, fmt.Sprintf(biSchema, hooks))
+	em := testenv.StartEmulator(t, suppliersSchema("      - {name: cr1_changedat, type: datetime}\n", hooks))
 	dv, err := odataclient.New(odataclient.Options{BaseURL: em.URL, Tokens: odataclient.StaticToken(em.Token)})
 	if err != nil {
 		t.Fatal(err)
@@ -119,32 +92,15 @@ func newBiE2E(t *testing.T, via, conflictYAML string) *biE2E {
 	config := filepath.Join(dir, "dvsync.yaml")
 	// The slot and the origin are the cluster's: named after the test's
 	// database, so that no two tests share them.
-	writeFile(t, config, `version: 1
-http:
-  listen: ${DVSYNC_HTTP}
-state:
-  path: `+filepath.Join(dir, "state.db")+`
-dataverse:
-  url: ${DATAVERSE_URL}
-  auth:
-    client_id: dvsync-app
-    client_secret: app-secret
-    token_url: ${DATAVERSE_URL}/tenant/oauth2/v2.0/token
-  changes:
-`+changes+`
-connections:
-  app:
+	writeFile(t, config, daemonConfig(dir, "${DATAVERSE_URL}", changes, `  app:
     type: postgres
     dsn: ${PG_DSN}
     slot: `+dbName+`
     skip_origin: o`+dbName+`
     status_interval: 100ms
-    heartbeat_interval: 1s
-engine:
-  batch_wait: 5ms
-`)
+    heartbeat_interval: 1s`))
 	e := &biE2E{t: t, db: db, dv: dv, config: config, dir: dir, env: []string{
-		runAsDvsync + "=1", "PG_DSN=" + dsn, "DATAVERSE_URL=" + em.URL,
+		"PG_DSN=" + dsn, "DATAVERSE_URL=" + em.URL,
 	}}
 	t.Cleanup(func() {
 		if e.daemon != nil {
@@ -164,11 +120,7 @@ engine:
 
 func (e *biE2E) start() {
 	e.t.Helper()
-	p, err := spawnDaemonArgs(context.Background(), os.Args[0], []string{"run", "-c", e.config}, filepath.Join(e.dir, "dvsync.log"), e.env)
-	if err != nil {
-		e.t.Fatalf("%v; log:\n%s", err, tail(filepath.Join(e.dir, "dvsync.log"), 60))
-	}
-	e.daemon = p
+	e.daemon = startDaemon(e.t, e.config, e.env)
 }
 
 func (e *biE2E) stop() {

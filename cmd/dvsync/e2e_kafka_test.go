@@ -20,25 +20,9 @@ import (
 	"github.com/dvsync/dvsync/odataclient"
 )
 
-// kafkaSchema is the emulator's schema for the Kafka tests: suppliers
-// keyed by code, products keyed by sku; %s takes event hubs.
-const kafkaSchema = `
-version: 1
-applications:
-  - {client_id: dvsync-app, client_secret: app-secret, user_id: ` + reverseAppUser + `}
-tables:
-  - logical_name: cr1_supplier
-    entity_set: cr1_suppliers
-    primary_id: cr1_supplierid
-    primary_name: cr1_name
-    change_tracking: true
-    attributes:
-      - {name: cr1_code, type: string, max_length: 20}
-      - {name: cr1_name, type: string, max_length: 100}
-      - {name: cr1_rating, type: integer}
-    keys:
-      - {name: cr1_code_key, attributes: [cr1_code]}
-  - logical_name: cr1_product
+// productsTable is cr1_product, keyed by cr1_sku, for the Kafka tests
+// beside cr1_supplier.
+const productsTable = `  - logical_name: cr1_product
     entity_set: cr1_products
     primary_id: cr1_productid
     primary_name: cr1_name
@@ -47,7 +31,6 @@ tables:
       - {name: cr1_name, type: string, max_length: 100}
     keys:
       - {name: cr1_sku_key, attributes: [cr1_sku]}
-%s
 `
 
 // topicSuppliersMapping applies a JSON topic of suppliers, keyed by the
@@ -75,7 +58,7 @@ type kafkaE2E struct {
 
 func newKafkaE2E(t *testing.T, k *testenv.Kafka, hubs string) *kafkaE2E {
 	t.Helper()
-	em := testenv.StartEmulator(t, fmt.Sprintf(kafkaSchema, hubs))
+	em := testenv.StartEmulator(t, suppliersSchema("", productsTable+hubs))
 	dv, err := odataclient.New(odataclient.Options{BaseURL: em.URL, Tokens: odataclient.StaticToken(em.Token)})
 	if err != nil {
 		t.Fatal(err)
@@ -98,38 +81,18 @@ func (e *kafkaE2E) config(name, bus, changes, conns string, mappings map[string]
 		writeFile(e.t, filepath.Join(dir, "mappings", file), m)
 	}
 	path := filepath.Join(dir, "dvsync.yaml")
-	writeFile(e.t, path, `version: 1
-http: {listen: "${DVSYNC_HTTP}"}
-state: {path: `+filepath.Join(dir, "state.db")+`}
-dataverse:
-  url: `+e.em.URL+`
-  auth:
-    client_id: dvsync-app
-    client_secret: app-secret
-    token_url: `+e.em.URL+`/tenant/oauth2/v2.0/token
-  changes:
-`+changes+`
-connections:
-  bus:
+	writeFile(e.t, path, daemonConfig(dir, e.em.URL, changes, `  bus:
     type: kafka
     brokers: [`+strings.Join(e.k.Addrs, ", ")+`]
     group_id: apply
 `+bus+`
-`+conns+`
-engine: {batch_wait: 5ms}
-`)
+`+conns))
 	return path
 }
 
 func (e *kafkaE2E) start(config string, env ...string) *daemonProc {
 	e.t.Helper()
-	p, err := spawnDaemonArgs(context.Background(), os.Args[0], []string{"run", "-c", config},
-		filepath.Join(filepath.Dir(config), "dvsync.log"), append(env, runAsDvsync+"=1"))
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	e.t.Cleanup(p.kill)
-	return p
+	return startDaemon(e.t, config, env)
 }
 
 // produce publishes messages with acks=all.

@@ -16,29 +16,6 @@ import (
 	"github.com/dvsync/dvsync/odataclient"
 )
 
-// reverseAppUser is the application user dvsync authenticates as in the
-// emulator; the tests edit Dataverse as another user, as people do.
-const reverseAppUser = "3f2504e0-4f89-41d3-9a0c-0305e82c3301"
-
-const reverseSchema = `
-version: 1
-applications:
-  - {client_id: dvsync-app, client_secret: app-secret, user_id: ` + reverseAppUser + `}
-tables:
-  - logical_name: cr1_supplier
-    entity_set: cr1_suppliers
-    primary_id: cr1_supplierid
-    primary_name: cr1_name
-    change_tracking: true
-    attributes:
-      - {name: cr1_code, type: string, max_length: 20}
-      - {name: cr1_name, type: string, max_length: 100}
-      - {name: cr1_rating, type: integer}
-    keys:
-      - {name: cr1_code_key, attributes: [cr1_code]}
-%s
-`
-
 const suppliersMapping = `version: 1
 source: {connection: app, table: public.suppliers}
 dataverse: {table: cr1_supplier, entity_set: cr1_suppliers}
@@ -79,16 +56,9 @@ func newReverseE2E(t *testing.T, direction, hookURL, changes string) *reverseE2E
 	}
 	hooks := ""
 	if hookURL != "" {
-		hooks = `webhooks:
-  - name: dvsync
-    url: ` + hookURL + `
-    auth: {type: webhookkey, value: hook-key}
-    steps:
-      - {message: Create, table: cr1_supplier, images: [{type: post}]}
-      - {message: Update, table: cr1_supplier, images: [{type: both}]}
-      - {message: Delete, table: cr1_supplier, images: [{type: pre}]}`
+		hooks = supplierHooks(hookURL)
 	}
-	em := testenv.StartEmulator(t, fmt.Sprintf(reverseSchema, hooks))
+	em := testenv.StartEmulator(t, suppliersSchema("", hooks))
 	dv, err := odataclient.New(odataclient.Options{BaseURL: em.URL, Tokens: odataclient.StaticToken(em.Token)})
 	if err != nil {
 		t.Fatal(err)
@@ -96,40 +66,18 @@ func newReverseE2E(t *testing.T, direction, hookURL, changes string) *reverseE2E
 	dir := t.TempDir()
 	writeFile(t, filepath.Join(dir, "mappings", "suppliers.yaml"), fmt.Sprintf(suppliersMapping, direction))
 	config := filepath.Join(dir, "dvsync.yaml")
-	writeFile(t, config, `version: 1
-http:
-  listen: ${DVSYNC_HTTP}
-state:
-  path: `+filepath.Join(dir, "state.db")+`
-dataverse:
-  url: ${DATAVERSE_URL}
-  auth:
-    client_id: dvsync-app
-    client_secret: app-secret
-    token_url: ${DATAVERSE_URL}/tenant/oauth2/v2.0/token
-  changes:
-`+changes+`
-connections:
-  app:
+	writeFile(t, config, daemonConfig(dir, "${DATAVERSE_URL}", changes, `  app:
     type: postgres
     dsn: ${PG_DSN}
-    heartbeat_interval: 1s
-engine:
-  batch_wait: 5ms
-`)
+    heartbeat_interval: 1s`))
 	return &reverseE2E{t: t, db: db, dv: dv, em: em, config: config, dir: dir, env: []string{
-		runAsDvsync + "=1", "PG_DSN=" + dsn, "DATAVERSE_URL=" + em.URL,
+		"PG_DSN=" + dsn, "DATAVERSE_URL=" + em.URL,
 	}}
 }
 
 func (e *reverseE2E) start() *daemonProc {
 	e.t.Helper()
-	p, err := spawnDaemonArgs(context.Background(), os.Args[0], []string{"run", "-c", e.config}, filepath.Join(e.dir, "dvsync.log"), e.env)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	e.t.Cleanup(p.kill)
-	return p
+	return startDaemon(e.t, e.config, e.env)
 }
 
 // suppliers returns the table's rows as "code=name|rating".
