@@ -172,7 +172,7 @@ func serveAttributeCast(w http.ResponseWriter, req *request, d *tableDef, cast s
 	n := 0
 	for _, a := range members {
 		rec := attributeRecord(d, a)
-		if filter != nil && !filter.eval(rec.values()) {
+		if filter != nil && !filter.eval(valueMap(rec.values())) {
 			continue
 		}
 		if n > 0 {

@@ -14,9 +14,38 @@ import (
 
 // changeSet is a decoded request body: the columns it sets, in stored form.
 type changeSet struct {
-	vals  map[string]any // by column logical name; nil clears the column
-	id    *uuid.UUID     // primary id, when the body carries one
+	cols  []colVal   // each column once, in the order the body first sets it
+	id    *uuid.UUID // primary id, when the body carries one
 	binds []pendingBind
+}
+
+// colVal is one column a write sets; a nil v clears it.
+type colVal struct {
+	attr *attrDef
+	v    any
+}
+
+// set sets column a to v; a column set twice keeps the later value, as a
+// JSON object's duplicate member does. A body sets a handful of columns,
+// so a scan beats a map.
+func (cs *changeSet) set(a *attrDef, v any) {
+	for i := range cs.cols {
+		if cs.cols[i].attr == a {
+			cs.cols[i].v = v
+			return
+		}
+	}
+	cs.cols = append(cs.cols, colVal{a, v})
+}
+
+// has reports whether the body sets column a.
+func (cs *changeSet) has(a *attrDef) bool {
+	for _, c := range cs.cols {
+		if c.attr == a {
+			return true
+		}
+	}
+	return false
 }
 
 // pendingBind is a "<nav>@odata.bind" whose target row is resolved before
@@ -44,7 +73,7 @@ func readChanges(w http.ResponseWriter, r *http.Request, d *tableDef) (*changeSe
 	if err != nil {
 		return nil, err
 	}
-	cs := &changeSet{vals: map[string]any{}}
+	cs := &changeSet{cols: make([]colVal, 0, len(members))}
 	for _, m := range members {
 		if err := cs.add(d, m.name, m.value); err != nil {
 			return nil, err
@@ -307,7 +336,7 @@ func (cs *changeSet) add(d *tableDef, name string, raw any) error {
 		}
 		switch v := raw.(type) {
 		case nil:
-			cs.vals[nav.attr.name] = nil
+			cs.set(nav.attr, nil)
 		case string:
 			cs.binds = append(cs.binds, pendingBind{nav: nav, uri: v})
 		default:
@@ -327,7 +356,7 @@ func (cs *changeSet) add(d *tableDef, name string, raw any) error {
 		}
 		switch raw.(type) {
 		case nil:
-			cs.vals[nav.attr.name] = nil
+			cs.set(nav.attr, nil)
 			return nil
 		case map[string]any, []any:
 			return errNotImplemented("Deep insert")
@@ -358,7 +387,7 @@ func (cs *changeSet) add(d *tableDef, name string, raw any) error {
 		cs.id = &id
 		return nil
 	}
-	cs.vals[a.name] = v
+	cs.set(a, v)
 	return nil
 }
 
@@ -386,7 +415,7 @@ func (s *Server) resolveBinds(d *tableDef, cs *changeSet) error {
 			}
 			return errNotFoundByKey(ts.def.logical)
 		}
-		cs.vals[b.nav.attr.name] = lookupRef{table: ts.def, id: target.id}
+		cs.set(b.nav.attr, lookupRef{table: ts.def, id: target.id})
 	}
 	return nil
 }

@@ -32,7 +32,7 @@ func (a bulkAction) String() string {
 
 // bulkItem is one decoded entry of Targets.
 type bulkItem struct {
-	cs  *changeSet
+	cs  changeSet
 	key recordKey
 	// keyed tells whether key addresses a row: from "@odata.id" or the
 	// primary id in the body.
@@ -66,8 +66,9 @@ func (s *Server) serveBulk(w http.ResponseWriter, req *request, ts *tableStore, 
 	}
 	items := make([]bulkItem, len(targets))
 	var members []member
+	var arena []colVal
 	for i, raw := range targets {
-		it, err := s.decodeBulkItem(d, action, raw, &members)
+		it, err := s.decodeBulkItem(d, action, raw, &members, &arena)
 		if err != nil {
 			return err
 		}
@@ -171,21 +172,25 @@ func bulkTargets(data []byte, set string, action bulkAction) ([][]byte, error) {
 // decodeBulkItem decodes one target. "@odata.type" is required on every
 // target and must name the bound table; "@odata.id" (UpsertMultiple)
 // addresses the row by a record URI of the same table. buf is scratch
-// space for the target's members, kept from one target to the next.
-func (s *Server) decodeBulkItem(d *tableDef, action bulkAction, raw json.RawMessage, buf *[]member) (bulkItem, error) {
+// space for the target's members, kept from one target to the next; arena
+// is where the targets' columns are carved from.
+func (s *Server) decodeBulkItem(d *tableDef, action bulkAction, raw json.RawMessage, buf *[]member, arena *[]colVal) (bulkItem, error) {
 	// bulkTargets validated the whole body.
 	members, err := decodeValidObject(raw, d, *buf)
 	if err != nil {
 		return bulkItem{}, err
 	}
 	*buf = members
-	// A created row keeps this map (see insertOwned), so it is sized for
-	// every column, as the row's own map would be.
-	size := len(members)
-	if action == bulkCreate || action == bulkUpsert {
-		size = max(size, len(d.attrs))
+	// The columns come out of arena, one block shared by the message's
+	// targets; capped, so that a column added later (an upsert's key
+	// values from "@odata.id") reallocates rather than overwriting the
+	// next target's.
+	n := len(members)
+	if len(*arena) < n {
+		*arena = make([]colVal, max(n, 16*n))
 	}
-	it := bulkItem{cs: &changeSet{vals: make(map[string]any, size)}}
+	it := bulkItem{cs: changeSet{cols: (*arena)[:0:n]}}
+	*arena = (*arena)[n:]
 	typed := false
 	for _, m := range members {
 		switch m.name {
@@ -217,7 +222,7 @@ func (s *Server) decodeBulkItem(d *tableDef, action bulkAction, raw json.RawMess
 	if !it.keyed && (action == bulkUpdate || action == bulkDelete) {
 		return bulkItem{}, errPayload(d.set, fmt.Sprintf("Every item of Targets of %s must carry the primary key '%s'.", action, d.primaryID))
 	}
-	if err := s.resolveBinds(d, it.cs); err != nil {
+	if err := s.resolveBinds(d, &it.cs); err != nil {
 		return bulkItem{}, err
 	}
 	if it.keyed {
@@ -262,7 +267,7 @@ func (s *Server) applyBulkLocked(ts *tableStore, action bulkAction, items []bulk
 			if it.cs.id != nil {
 				id = *it.cs.id
 			}
-			r, err := ts.insertOwned(id, it.cs.vals, s.newStamp(by))
+			r, err := ts.insert(id, it.cs.cols, s.newStamp(by))
 			if err != nil {
 				return nil, err
 			}
@@ -273,18 +278,18 @@ func (s *Server) applyBulkLocked(ts *tableStore, action bulkAction, items []bulk
 				return nil, &apiError{http.StatusNotFound, codeObjectDoesNotExist,
 					fmt.Sprintf("%s With Ids = %s Do Not Exist", upperFirst(d.logical), it.key.id)}
 			}
-			if _, err := ts.update(existing, it.cs.vals, s.newStamp(by)); err != nil {
+			if _, err := ts.update(existing, it.cs.cols, s.newStamp(by)); err != nil {
 				return nil, err
 			}
 		case bulkUpsert:
 			if !it.keyed {
 				id := newID()
-				if _, err := ts.insertOwned(id, it.cs.vals, s.newStamp(by)); err != nil {
+				if _, err := ts.insert(id, it.cs.cols, s.newStamp(by)); err != nil {
 					return nil, err
 				}
 				continue
 			}
-			if _, _, err := s.upsertLocked(ts, it.key, it.cs, nil, false, by); err != nil {
+			if _, _, err := s.upsertLocked(ts, it.key, &it.cs, nil, false, by); err != nil {
 				return nil, err
 			}
 		case bulkDelete:

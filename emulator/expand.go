@@ -109,7 +109,7 @@ func (s *Server) appendExpanded(buf []byte, r *row, exp []rowExpansion, prefs pr
 		buf = append(buf, ',')
 		buf = appendJSONString(buf, e.name)
 		buf = append(buf, ':')
-		ref, ok := r.vals[e.nav.attr.name].(lookupRef)
+		ref, ok := r.get(e.nav.attr).(lookupRef)
 		var target *row
 		if ok && ref.table == e.nav.target {
 			target = s.byLogical[ref.table.logical].lookup(recordKey{id: ref.id})
@@ -133,6 +133,10 @@ func (s *Server) lookupName(ref lookupRef) string {
 	if target == nil {
 		return ""
 	}
-	name, _ := target.vals[ref.table.primaryName].(string)
+	a := ref.table.byName[ref.table.primaryName]
+	if a == nil {
+		return ""
+	}
+	name, _ := target.get(a).(string)
 	return name
 }

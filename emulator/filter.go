@@ -19,20 +19,32 @@ func (d *tableDef) field(prop string) (*attrDef, bool) {
 	return a, ok
 }
 
-// filterNode is a compiled $filter expression, evaluated against a record's
-// values keyed by column logical name. Evaluation is read-only and safe for
-// concurrent use.
+// record is what a $filter is evaluated against: a table row, or a
+// metadata record's values.
+type record interface {
+	// get returns the value of column a; nil when null.
+	get(a *attrDef) any
+}
+
+// valueMap is a record whose values are keyed by column logical name, as
+// the metadata collections build them.
+type valueMap map[string]any
+
+func (m valueMap) get(a *attrDef) any { return m[a.name] }
+
+// filterNode is a compiled $filter expression, evaluated against a record.
+// Evaluation is read-only and safe for concurrent use.
 type filterNode interface {
-	eval(vals map[string]any) bool
+	eval(rec record) bool
 }
 
 type andNode struct{ l, r filterNode }
 type orNode struct{ l, r filterNode }
 type notNode struct{ x filterNode }
 
-func (n andNode) eval(v map[string]any) bool { return n.l.eval(v) && n.r.eval(v) }
-func (n orNode) eval(v map[string]any) bool  { return n.l.eval(v) || n.r.eval(v) }
-func (n notNode) eval(v map[string]any) bool { return !n.x.eval(v) }
+func (n andNode) eval(rec record) bool { return n.l.eval(rec) && n.r.eval(rec) }
+func (n orNode) eval(rec record) bool  { return n.l.eval(rec) || n.r.eval(rec) }
+func (n notNode) eval(rec record) bool { return !n.x.eval(rec) }
 
 // cmpNode compares a column with a literal. A comparison involving a null
 // column value is false except "eq null" / "ne null", as in SQL, which is
@@ -43,8 +55,8 @@ type cmpNode struct {
 	lit  any
 }
 
-func (n cmpNode) eval(vals map[string]any) bool {
-	v := vals[n.attr.name]
+func (n cmpNode) eval(rec record) bool {
+	v := rec.get(n.attr)
 	if n.lit == nil {
 		switch n.op {
 		case "eq":
@@ -83,8 +95,8 @@ type stringFuncNode struct {
 	arg  string
 }
 
-func (n stringFuncNode) eval(vals map[string]any) bool {
-	s, ok := vals[n.attr.name].(string)
+func (n stringFuncNode) eval(rec record) bool {
+	s, ok := rec.get(n.attr).(string)
 	if !ok {
 		return false
 	}

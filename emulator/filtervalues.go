@@ -16,8 +16,8 @@ type containValuesNode struct {
 	values []string // option values, canonical decimal
 }
 
-func (n containValuesNode) eval(vals map[string]any) bool {
-	s, ok := vals[n.attr.name].(string)
+func (n containValuesNode) eval(rec record) bool {
+	s, ok := rec.get(n.attr).(string)
 	if !ok {
 		return false
 	}

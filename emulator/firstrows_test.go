@@ -13,7 +13,7 @@ import (
 func TestFirstRows(t *testing.T) {
 	rnd := rand.New(rand.NewPCG(1, 2))
 	byScore := func(a, b *row) int {
-		if c := a.vals["score"].(int64) - b.vals["score"].(int64); c != 0 {
+		if c := a.vals[0].(int64) - b.vals[0].(int64); c != 0 {
 			return int(c)
 		}
 		return slices.Compare(a.id[:], b.id[:])
@@ -21,7 +21,7 @@ func TestFirstRows(t *testing.T) {
 	for _, total := range []int{0, 1, 7, 100, 1000} {
 		all := make([]*row, total)
 		for i := range all {
-			all[i] = &row{id: uuid.New(), vals: map[string]any{"score": rnd.Int64N(50)}}
+			all[i] = &row{id: uuid.New(), vals: []any{rnd.Int64N(50)}}
 		}
 		want := slices.Clone(all)
 		slices.SortFunc(want, byScore)

@@ -216,13 +216,14 @@ func (s *Server) addUsers(apps []Application) error {
 	ts := s.byLogical[systemUserLogical]
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
-	add := func(id uuid.UUID, vals map[string]any) error {
-		if _, err := ts.insert(id, vals, s.newStamp(s.ids.staticUser)); err != nil {
+	col := func(name string, v any) colVal { return colVal{ts.def.byName[name], v} }
+	add := func(id uuid.UUID, cols []colVal) error {
+		if _, err := ts.insert(id, cols, s.newStamp(s.ids.staticUser)); err != nil {
 			return fmt.Errorf("emulator: application user %s: %w", id, err)
 		}
 		return nil
 	}
-	if err := add(s.ids.staticUser, map[string]any{"fullname": "dvsync emulator user", "domainname": "emulator@dvsync.invalid", "isdisabled": false}); err != nil {
+	if err := add(s.ids.staticUser, []colVal{col("fullname", "dvsync emulator user"), col("domainname", "emulator@dvsync.invalid"), col("isdisabled", false)}); err != nil {
 		return err
 	}
 	for _, a := range apps {
@@ -231,11 +232,11 @@ func (s *Server) addUsers(apps []Application) error {
 		if name == "" {
 			name = "# " + a.ClientID
 		}
-		vals := map[string]any{"fullname": name, "isdisabled": false}
+		cols := []colVal{col("fullname", name), col("isdisabled", false)}
 		if appID, err := uuid.Parse(a.ClientID); err == nil {
-			vals["applicationid"] = appID
+			cols = append(cols, col("applicationid", appID))
 		}
-		if err := add(app.userID, vals); err != nil {
+		if err := add(app.userID, cols); err != nil {
 			return err
 		}
 	}

@@ -386,7 +386,7 @@ func (s *Server) listEntityDefinitions(w http.ResponseWriter, req *request) erro
 	n := 0
 	for _, ts := range s.tables {
 		rec := entityRecord(ts.def)
-		if filter != nil && !filter.eval(rec.values()) {
+		if filter != nil && !filter.eval(valueMap(rec.values())) {
 			continue
 		}
 		if n > 0 {
@@ -441,7 +441,7 @@ func appendExpansions(buf []byte, d *tableDef, expand []expansion) []byte {
 		}
 		n := 0
 		for _, rec := range recs {
-			if e.filter != nil && !e.filter.eval(rec.values()) {
+			if e.filter != nil && !e.filter.eval(valueMap(rec.values())) {
 				continue
 			}
 			if n > 0 {
@@ -498,7 +498,7 @@ func serveMetaCollection(w http.ResponseWriter, req *request, mt *metaType, recs
 	buf = append(buf, `,"value":[`...)
 	n := 0
 	for _, rec := range recs {
-		if filter != nil && !filter.eval(rec.values()) {
+		if filter != nil && !filter.eval(valueMap(rec.values())) {
 			continue
 		}
 		if n > 0 {

@@ -93,6 +93,7 @@ type attrDef struct {
 	required  bool // RequiredLevel ApplicationRequired
 	readOnly  bool // maintained by the emulator; ignored in request bodies
 	system    bool
+	idx       int // position in its table's attrs, and so its slot in a row
 }
 
 // navProp is one single-valued navigation property of a lookup column.
@@ -123,6 +124,14 @@ type tableDef struct {
 	navs           map[string]navProp  // by navigation property name
 	keys           []*keyDef
 	required       []*attrDef // columns every row must have
+	sys            sysAttrs
+}
+
+// sysAttrs are the columns every table has and every write sets, resolved
+// once so that a write finds their slots without a name lookup.
+type sysAttrs struct {
+	primaryID, stateCode, statusCode                  *attrDef
+	createdOn, modifiedOn, createdBy, modifiedBy, ver *attrDef
 }
 
 // typeName is the entity type's qualified name used in OData messages.
@@ -198,6 +207,11 @@ func compileSchema(s *Schema) ([]*tableDef, error) {
 		d.add(&attrDef{name: "versionnumber", typ: tBigInt, readOnly: true, system: true})
 		d.add(&attrDef{name: "createdby", typ: tLookup, targets: []*tableDef{users}, navs: []string{"createdby"}, readOnly: true, system: true})
 		d.add(&attrDef{name: "modifiedby", typ: tLookup, targets: []*tableDef{users}, navs: []string{"modifiedby"}, readOnly: true, system: true})
+		d.sys = sysAttrs{
+			primaryID: d.byName[d.primaryID], stateCode: d.byName["statecode"], statusCode: d.byName["statuscode"],
+			createdOn: d.byName["createdon"], modifiedOn: d.byName["modifiedon"],
+			createdBy: d.byName["createdby"], modifiedBy: d.byName["modifiedby"], ver: d.byName["versionnumber"],
+		}
 		if d.elastic {
 			// Elastic tables partition their rows; the value is stored
 			// and returned but has no other effect here.
@@ -253,6 +267,7 @@ func (d *tableDef) add(a *attrDef) {
 			d.navs[nav] = navProp{attr: a, target: a.targets[i]}
 		}
 	}
+	a.idx = len(d.attrs)
 	d.attrs = append(d.attrs, a)
 	if a.required {
 		d.required = append(d.required, a)

@@ -107,7 +107,7 @@ func (s *Server) count(w http.ResponseWriter, req *request, ts *tableStore) erro
 	}
 	n := 0
 	for _, r := range ts.snapshot() {
-		if filter == nil || filter.eval(r.vals) {
+		if filter == nil || filter.eval(r) {
 			n++
 		}
 	}
@@ -173,14 +173,14 @@ func (s *Server) list(w http.ResponseWriter, req *request, ts *tableStore) error
 	cmp := rowComparer(d, lq.order)
 	var cursor *row
 	if lq.after != nil {
-		cursor = lq.after.row(lq.order)
+		cursor = lq.after.row(ts.def, lq.order)
 	}
 	// Only the page is put in order: sorting the whole table for every
 	// page made reading a large table back quadratic.
 	var rows []*row
 	total := 0
 	for _, r := range ts.snapshot() {
-		if lq.filter != nil && !lq.filter.eval(r.vals) {
+		if lq.filter != nil && !lq.filter.eval(r) {
 			continue
 		}
 		total++
@@ -279,7 +279,7 @@ func firstRows(rows []*row, n int, cmp func(a, b *row) int) []*row {
 func rowComparer(d *tableDef, order []orderTerm) func(a, b *row) int {
 	return func(a, b *row) int {
 		for _, t := range order {
-			c := compareStored(t.attr, a.vals[t.attr.name], b.vals[t.attr.name])
+			c := compareStored(t.attr, a.get(t.attr), b.get(t.attr))
 			if t.desc {
 				c = -c
 			}
@@ -294,7 +294,7 @@ func rowComparer(d *tableDef, order []orderTerm) func(a, b *row) int {
 func newCursor(page int, last *row, order []orderTerm) *pageCursor {
 	c := &pageCursor{Page: page, ID: last.id}
 	for _, t := range order {
-		v := last.vals[t.attr.name]
+		v := last.get(t.attr)
 		if v == nil {
 			c.Vals = append(c.Vals, nil)
 			continue
@@ -306,15 +306,15 @@ func newCursor(page int, last *row, order []orderTerm) *pageCursor {
 }
 
 // row rebuilds a comparable row from the cursor.
-func (c *pageCursor) row(order []orderTerm) *row {
-	r := &row{id: c.ID, vals: map[string]any{}}
+func (c *pageCursor) row(d *tableDef, order []orderTerm) *row {
+	r := &row{id: c.ID, vals: make([]any, len(d.attrs))}
 	for i, t := range order {
 		if c.Vals[i] == nil {
 			continue
 		}
 		// Values were checked by parseSkipToken.
 		v, _ := parseCursor(t.attr, *c.Vals[i])
-		r.vals[t.attr.name] = v
+		r.vals[t.attr.idx] = v
 	}
 	return r
 }

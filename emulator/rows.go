@@ -1,9 +1,9 @@
 package emulator
 
 import (
-	"maps"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -97,7 +97,7 @@ func (s *Server) create(w http.ResponseWriter, req *request, ts *tableStore) err
 		id = *cs.id
 	}
 	ts.mu.Lock()
-	r, err := ts.insertOwned(id, cs.vals, s.newStamp(userOf(req.Context())))
+	r, err := ts.insert(id, cs.cols, s.newStamp(userOf(req.Context())))
 	ts.mu.Unlock()
 	if err != nil {
 		return err
@@ -158,20 +158,17 @@ func (s *Server) upsertLocked(ts *tableStore, key recordKey, cs *changeSet, ifMa
 		if cs.id != nil && *cs.id != existing.id {
 			return nil, false, errIDMismatch(d)
 		}
-		changes := cs.vals
-		if key.key != nil {
+		changes := cs.cols
+		if key.key != nil && slices.ContainsFunc(changes, func(c colVal) bool { return slices.Contains(key.key.attrs, c.attr) }) {
 			// The URL's key values win: a key cannot be changed through
 			// itself, so key columns in the body are dropped.
-			changes = maps.Clone(cs.vals)
-			for _, a := range key.key.attrs {
-				delete(changes, a.name)
-			}
+			changes = slices.DeleteFunc(slices.Clone(changes), func(c colVal) bool { return slices.Contains(key.key.attrs, c.attr) })
 		}
 		r, err := ts.update(existing, changes, s.newStamp(by))
 		return r, false, err
 	}
 
-	id, vals := key.id, cs.vals
+	id := key.id
 	if key.key == nil {
 		if cs.id != nil && *cs.id != key.id {
 			return nil, false, errIDMismatch(d)
@@ -184,17 +181,17 @@ func (s *Server) upsertLocked(ts *tableStore, key recordKey, cs *changeSet, ifMa
 		// A created row takes its key values from the body when present,
 		// else from the URL.
 		for i, a := range key.key.attrs {
-			if _, inBody := cs.vals[a.name]; inBody {
+			if cs.has(a) {
 				continue
 			}
 			v := key.vals[i]
 			if ref, ok := v.(lookupRef); ok && ref.table == nil {
 				return nil, false, errNotFoundByID(a.targets[0].logical, ref.id.String())
 			}
-			vals[a.name] = v
+			cs.set(a, v)
 		}
 	}
-	r, err := ts.insertOwned(id, vals, s.newStamp(by))
+	r, err := ts.insert(id, cs.cols, s.newStamp(by))
 	return r, true, err
 }
 
@@ -348,7 +345,7 @@ func (s *Server) appendRow(buf []byte, ctx string, r *row, sel selection, prefs 
 	buf = append(buf, `"@odata.etag":`...)
 	buf = appendJSONString(buf, r.etag())
 	for _, a := range sel.cols {
-		v := r.vals[a.name]
+		v := r.get(a)
 		if ref, ok := v.(lookupRef); ok && prefs.annotations != "" {
 			if prefs.wantsAnnotation(formattedValue) {
 				if name := s.lookupName(ref); name != "" {

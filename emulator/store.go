@@ -2,7 +2,7 @@ package emulator
 
 import (
 	"fmt"
-	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -15,8 +15,14 @@ import (
 type row struct {
 	id      uuid.UUID
 	version int64
-	vals    map[string]any // by column logical name, primary id and system columns included
+	// vals holds a value per column of the table, by attrDef.idx (primary
+	// id and system columns included); nil is null. A slice rather than a
+	// map keyed by name: one allocation per row, and nothing to hash.
+	vals []any
 }
+
+// get returns the value of column a of r's table; nil when null.
+func (r *row) get(a *attrDef) any { return r.vals[a.idx] }
 
 // etag is the row's weak ETag, W/"<versionnumber>".
 func (r *row) etag() string { return fmt.Sprintf(`W/"%d"`, r.version) }
@@ -56,13 +62,20 @@ func newTableStore(d *tableDef) *tableStore {
 	return ts
 }
 
-// indexKey renders the values of key k in vals; ok is false when a value is
-// null: such rows are not indexed and so never collide, as a filtered unique
-// index behaves.
-func indexKey(k *keyDef, vals map[string]any) (string, bool) {
+// indexKey renders the values of key k in vals (a row's slots); ok is false
+// when a value is null: such rows are not indexed and so never collide, as a
+// filtered unique index behaves.
+func indexKey(k *keyDef, vals []any) (string, bool) {
+	if len(k.attrs) == 1 {
+		v := vals[k.attrs[0].idx]
+		if v == nil {
+			return "", false
+		}
+		return singleKeyPart(v), true
+	}
 	parts := make([]string, len(k.attrs))
 	for i, a := range k.attrs {
-		v := vals[a.name]
+		v := vals[a.idx]
 		if v == nil {
 			return "", false
 		}
@@ -78,7 +91,7 @@ func keyString(vals []any) (string, bool) {
 		if vals[0] == nil {
 			return "", false
 		}
-		return indexPart(vals[0]), true
+		return singleKeyPart(vals[0]), true
 	}
 	parts := make([]string, len(vals))
 	for i, v := range vals {
@@ -88,6 +101,17 @@ func keyString(vals []any) (string, bool) {
 		parts[i] = indexPart(v)
 	}
 	return strings.Join(parts, "\x00"), true
+}
+
+// singleKeyPart is the index entry of a key of one column. A column holds
+// values of one type only, so a string needs no type prefix, and a string
+// without upper case letters is its own entry: nothing to allocate for
+// the most common alternate key, a code or number kept as a string.
+func singleKeyPart(v any) string {
+	if s, ok := v.(string); ok {
+		return strings.ToLower(s)
+	}
+	return indexPart(v)
 }
 
 // find returns the row k addresses, or nil. The caller holds mu.
@@ -110,9 +134,9 @@ func (ts *tableStore) find(k recordKey) *row {
 	return nil
 }
 
-// checkUnique reports an alternate key of vals that another row already
-// holds. The caller holds mu exclusively.
-func (ts *tableStore) checkUnique(vals map[string]any, self uuid.UUID) error {
+// checkUnique reports an alternate key of vals (a row's slots) that another
+// row already holds. The caller holds mu exclusively.
+func (ts *tableStore) checkUnique(vals []any, self uuid.UUID) error {
 	for i, kd := range ts.def.keys {
 		ik, ok := indexKey(kd, vals)
 		if !ok {
@@ -125,70 +149,40 @@ func (ts *tableStore) checkUnique(vals map[string]any, self uuid.UUID) error {
 	return nil
 }
 
-// insert stores a new row with the given column values (nil values are
-// dropped); vals is left as it was. The caller holds mu exclusively.
-func (ts *tableStore) insert(id uuid.UUID, vals map[string]any, st stamp) (*row, error) {
-	return ts.insertVals(id, vals, false, st)
-}
-
-// insertOwned is insert for a vals map the caller gives up: the row may
-// keep the map itself instead of a copy, which saves a map per row of a
-// bulk write. vals must not be used again, whether the insert succeeds or
-// fails. The caller holds mu exclusively.
-func (ts *tableStore) insertOwned(id uuid.UUID, vals map[string]any, st stamp) (*row, error) {
-	return ts.insertVals(id, vals, true, st)
-}
-
-func (ts *tableStore) insertVals(id uuid.UUID, vals map[string]any, owned bool, st stamp) (*row, error) {
+// insert stores a new row with the columns of cols (nil values are
+// dropped); cols is left as it was, and the row shares none of its
+// memory. The caller holds mu exclusively.
+func (ts *tableStore) insert(id uuid.UUID, cols []colVal, st stamp) (*row, error) {
+	d := ts.def
 	if _, exists := ts.rows[id]; exists {
 		return nil, errDuplicateID()
 	}
-	r := &row{id: id, version: st.version}
-	// A Create step is sent the body's values, so they are kept apart
-	// from the row's then.
-	if owned && !ts.hooks.has("Create") {
-		for k, v := range vals {
-			if v == nil {
-				delete(vals, k)
-			}
-		}
-		r.vals = vals
-		if _, ok := r.vals["statecode"]; !ok {
-			r.vals["statecode"] = int64(0)
-		}
-		if _, ok := r.vals["statuscode"]; !ok {
-			r.vals["statuscode"] = int64(1)
-		}
-	} else {
-		// Sized for every column up front: growing a map is most of the
-		// cost of a bulk insert.
-		r.vals = make(map[string]any, len(ts.def.attrs))
-		r.vals["statecode"] = int64(0)
-		r.vals["statuscode"] = int64(1)
-		for k, v := range vals {
-			if v != nil {
-				r.vals[k] = v
-			}
+	r := &row{id: id, version: st.version, vals: make([]any, len(d.attrs))}
+	r.vals[d.sys.stateCode.idx] = int64(0)
+	r.vals[d.sys.statusCode.idx] = int64(1)
+	for _, c := range cols {
+		if c.v != nil {
+			r.vals[c.attr.idx] = c.v
 		}
 	}
-	r.vals[ts.def.primaryID] = id
+	r.vals[d.sys.primaryID.idx] = id
 	// Boxed once and shared by both columns: stored values are never
 	// changed in place.
 	at, by := any(st.at), any(ts.userRef(st.by))
-	r.vals["createdon"] = at
-	r.vals["modifiedon"] = at
-	r.vals["createdby"] = by
-	r.vals["modifiedby"] = by
-	r.vals["versionnumber"] = st.version
-	for _, a := range ts.def.required {
-		if r.vals[a.name] == nil {
+	r.vals[d.sys.createdOn.idx] = at
+	r.vals[d.sys.modifiedOn.idx] = at
+	r.vals[d.sys.createdBy.idx] = by
+	r.vals[d.sys.modifiedBy.idx] = by
+	r.vals[d.sys.ver.idx] = st.version
+	for _, a := range d.required {
+		if r.vals[a.idx] == nil {
 			return nil, errRequired(a)
 		}
 	}
 	if err := ts.checkUnique(r.vals, id); err != nil {
 		return nil, err
 	}
-	runs, err := ts.hooks.fire("Create", ts.def, nil, r, vals, st)
+	runs, err := ts.hooks.fire("Create", d, nil, r, cols, st)
 	if err != nil {
 		return nil, err
 	}
@@ -205,25 +199,22 @@ func (ts *tableStore) insertVals(id uuid.UUID, vals map[string]any, owned bool, 
 // update replaces old with a copy carrying changes (a nil value clears the
 // column). Every update counts as a write, even one that changes nothing,
 // as in Dataverse. The caller holds mu exclusively.
-func (ts *tableStore) update(old *row, changes map[string]any, st stamp) (*row, error) {
-	r := &row{id: old.id, version: st.version, vals: maps.Clone(old.vals)}
-	for k, v := range changes {
-		if v == nil {
-			if a := ts.def.byName[k]; a != nil && a.required {
-				return nil, errRequired(a)
-			}
-			delete(r.vals, k)
-		} else {
-			r.vals[k] = v
+func (ts *tableStore) update(old *row, changes []colVal, st stamp) (*row, error) {
+	d := ts.def
+	r := &row{id: old.id, version: st.version, vals: slices.Clone(old.vals)}
+	for _, c := range changes {
+		if c.v == nil && c.attr.required {
+			return nil, errRequired(c.attr)
 		}
+		r.vals[c.attr.idx] = c.v
 	}
-	r.vals["modifiedon"] = st.at
-	r.vals["modifiedby"] = ts.userRef(st.by)
-	r.vals["versionnumber"] = st.version
+	r.vals[d.sys.modifiedOn.idx] = st.at
+	r.vals[d.sys.modifiedBy.idx] = ts.userRef(st.by)
+	r.vals[d.sys.ver.idx] = st.version
 	if err := ts.checkUnique(r.vals, r.id); err != nil {
 		return nil, err
 	}
-	runs, err := ts.hooks.fire("Update", ts.def, old, r, changes, st)
+	runs, err := ts.hooks.fire("Update", d, old, r, changes, st)
 	if err != nil {
 		return nil, err
 	}
@@ -237,7 +228,7 @@ func (ts *tableStore) update(old *row, changes map[string]any, st stamp) (*row, 
 
 // userRef is the value of createdby or modifiedby for user.
 func (ts *tableStore) userRef(user uuid.UUID) lookupRef {
-	return lookupRef{table: ts.def.byName["createdby"].targets[0], id: user}
+	return lookupRef{table: ts.def.sys.createdBy.targets[0], id: user}
 }
 
 // remove deletes r; it fails only when a synchronous webhook step fails.

@@ -232,9 +232,16 @@ func (h *tableHooks) has(message string) bool {
 // fire runs the steps registered for a write of table d (see run). It
 // does nothing, and allocates nothing, on a table without steps, so that
 // writes without webhooks pay for none.
-func (h *tableHooks) fire(message string, d *tableDef, before, after *row, sent map[string]any, st stamp) ([]*delivery, error) {
+func (h *tableHooks) fire(message string, d *tableDef, before, after *row, cols []colVal, st stamp) ([]*delivery, error) {
 	if h == nil || len(h.steps[message]) == 0 {
 		return nil, nil
+	}
+	var sent map[string]any
+	if cols != nil {
+		sent = make(map[string]any, len(cols))
+		for _, c := range cols {
+			sent[c.attr.name] = c.v
+		}
 	}
 	return h.run(&writeEvent{message: message, def: d, before: before, after: after, sent: sent, st: st, correlation: uuid.New()})
 }

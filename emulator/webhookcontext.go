@@ -196,7 +196,7 @@ func (ev *writeEvent) target() any {
 		if !set && !a.primaryID && !containsString(platform, a.name) {
 			continue
 		}
-		v := ev.after.vals[a.name]
+		v := ev.after.get(a)
 		if v == nil && !set {
 			continue
 		}
@@ -213,7 +213,7 @@ func (ev *writeEvent) target() any {
 func imageEntity(d *tableDef, r *row, cols map[string]bool) xrmEntity {
 	attrs := []kv{}
 	for _, a := range d.attrs {
-		v := r.vals[a.name]
+		v := r.get(a)
 		if v == nil || (cols != nil && !cols[a.name]) {
 			continue
 		}
