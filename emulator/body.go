@@ -74,17 +74,35 @@ func readChanges(w http.ResponseWriter, r *http.Request, d *tableDef) (*changeSe
 		return nil, err
 	}
 	cs := &changeSet{cols: make([]colVal, 0, len(members))}
-	for _, m := range members {
-		if err := cs.add(d, m.name, m.value); err != nil {
+	for i := range members {
+		if err := cs.add(d, &members[i]); err != nil {
 			return nil, err
 		}
 	}
 	return cs, nil
 }
 
+// member is one member of a request body's object. The direct decoder
+// leaves a string without escapes and a number undecoded, in raw, so that
+// a column's value is converted from the bytes once, to its stored type;
+// decoded gives any member's value as encoding/json (with UseNumber) would.
 type member struct {
 	name  string
-	value any
+	value any    // the value, unless kind says it is in raw
+	raw   []byte // a string's contents or a number's literal
+	kind  byte   // '"' (string) or '0' (number) when the value is in raw; else 0
+}
+
+// decoded returns the member's value: string, json.Number, bool, nil,
+// map[string]any or []any.
+func (m *member) decoded() any {
+	switch m.kind {
+	case '"':
+		return string(m.raw)
+	case '0':
+		return json.Number(m.raw)
+	}
+	return m.value
 }
 
 // decodeObject decodes a JSON object keeping member order, so that the first
@@ -130,11 +148,15 @@ func decodeValidObject(data []byte, d *tableDef, buf []member) ([]member, error)
 		p.skipSpace()
 		p.i++ // ':'
 		p.skipSpace()
+		if raw, kind := p.rawValue(); kind != 0 {
+			members = append(members, member{name: name, raw: raw, kind: kind})
+			continue
+		}
 		v, err := p.value()
 		if err != nil {
 			return nil, errPayload(set, fmt.Sprintf("Invalid JSON. %v", err))
 		}
-		members = append(members, member{name, v})
+		members = append(members, member{name: name, value: v})
 	}
 }
 
@@ -211,6 +233,33 @@ func (p *jsonScan) name(d *tableDef) (string, error) {
 		}
 	}
 	return "", io.ErrUnexpectedEOF
+}
+
+// rawValue reads a string without escapes (its contents, kind '"') or a
+// number (its literal, kind '0') without converting it; for any other
+// value it reads nothing and returns kind 0.
+func (p *jsonScan) rawValue() ([]byte, byte) {
+	switch c := p.peek(); {
+	case c == '"':
+		for i := p.i + 1; i < len(p.data); i++ {
+			switch p.data[i] {
+			case '\\':
+				return nil, 0
+			case '"':
+				raw := p.data[p.i+1 : i]
+				p.i = i + 1
+				return raw, '"'
+			}
+		}
+		return nil, 0
+	case c == '-' || c >= '0' && c <= '9':
+		start := p.i
+		for p.i < len(p.data) && strings.IndexByte("+-0123456789.eE", p.data[p.i]) >= 0 {
+			p.i++
+		}
+		return p.data[start:p.i], '0'
+	}
+	return nil, 0
 }
 
 // value reads any value: primitives directly, objects and arrays through
@@ -302,7 +351,7 @@ func decodeObjectSlow(data []byte, set string) ([]member, error) {
 		if err := dec.Decode(&v); err != nil {
 			return nil, bad(err)
 		}
-		members = append(members, member{name, v})
+		members = append(members, member{name: name, value: v})
 	}
 	if _, err := dec.Token(); err != nil {
 		return nil, bad(err)
@@ -313,12 +362,27 @@ func decodeObjectSlow(data []byte, set string) ([]member, error) {
 	return members, nil
 }
 
-func (cs *changeSet) add(d *tableDef, name string, raw any) error {
+// add decodes member m of a body for table d into the change set.
+func (cs *changeSet) add(d *tableDef, m *member) error {
+	name := m.name
+	if name == "@odata.type" && m.kind == '"' {
+		// On every target of a bulk message: compared without building
+		// the string.
+		typ := m.raw
+		if len(typ) > 0 && typ[0] == '#' {
+			typ = typ[1:]
+		}
+		if string(typ) != d.typeName() {
+			return errPayload(d.set, fmt.Sprintf("A type named '%v' could not be resolved by the model. When a model is available, each type name must resolve to a valid type.", m.decoded()))
+		}
+		return nil
+	}
 	prop, annotation, annotated := strings.Cut(name, "@")
 	switch {
 	case annotated && prop == "":
 		// An instance annotation on the record itself.
 		if annotation == "odata.type" {
+			raw := m.decoded()
 			typ, _ := raw.(string)
 			if strings.TrimPrefix(typ, "#") != d.typeName() {
 				return errPayload(d.set, fmt.Sprintf("A type named '%v' could not be resolved by the model. When a model is available, each type name must resolve to a valid type.", raw))
@@ -334,7 +398,7 @@ func (cs *changeSet) add(d *tableDef, name string, raw any) error {
 		if !ok {
 			return errPayload(d.set, fmt.Sprintf("An undeclared property '%s' which only has property annotations in the payload but no property value was found in the payload. In OData, only declared navigation properties and declared named streams can be represented as properties without values.", prop))
 		}
-		switch v := raw.(type) {
+		switch v := m.decoded().(type) {
 		case nil:
 			cs.set(nav.attr, nil)
 		case string:
@@ -354,7 +418,7 @@ func (cs *changeSet) add(d *tableDef, name string, raw any) error {
 		if nav.attr.readOnly {
 			return nil
 		}
-		switch raw.(type) {
+		switch m.decoded().(type) {
 		case nil:
 			cs.set(nav.attr, nil)
 			return nil
@@ -375,7 +439,7 @@ func (cs *changeSet) add(d *tableDef, name string, raw any) error {
 		// service; Dataverse ignores them in a request body.
 		return nil
 	}
-	v, err := decodeValue(d, a, raw)
+	v, err := decodeMember(d, a, m)
 	if err != nil {
 		return err
 	}

@@ -192,15 +192,16 @@ func (s *Server) decodeBulkItem(d *tableDef, action bulkAction, raw json.RawMess
 	it := bulkItem{cs: changeSet{cols: (*arena)[:0:n]}}
 	*arena = (*arena)[n:]
 	typed := false
-	for _, m := range members {
+	for i := range members {
+		m := &members[i]
 		switch m.name {
 		case "@odata.type":
 			typed = true
 		case "@odata.id":
-			uri, _ := m.value.(string)
+			uri, _ := m.decoded().(string)
 			set, pred, ok := parseRecordURI(uri)
 			if !ok || set != d.set {
-				return bulkItem{}, errPayload(d.set, fmt.Sprintf("The '@odata.id' value '%v' is not a record URI of '%s'.", m.value, d.set))
+				return bulkItem{}, errPayload(d.set, fmt.Sprintf("The '@odata.id' value '%v' is not a record URI of '%s'.", m.decoded(), d.set))
 			}
 			key, err := parseRecordKey(d, pred)
 			if err != nil {
@@ -209,7 +210,7 @@ func (s *Server) decodeBulkItem(d *tableDef, action bulkAction, raw json.RawMess
 			it.key, it.keyed = key, true
 			continue
 		}
-		if err := it.cs.add(d, m.name, m.value); err != nil {
+		if err := it.cs.add(d, m); err != nil {
 			return bulkItem{}, err
 		}
 	}

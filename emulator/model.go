@@ -125,6 +125,7 @@ type tableDef struct {
 	keys           []*keyDef
 	required       []*attrDef // columns every row must have
 	sys            sysAttrs
+	qualified      string // typeName, built once: every bulk target names it
 }
 
 // sysAttrs are the columns every table has and every write sets, resolved
@@ -135,7 +136,12 @@ type sysAttrs struct {
 }
 
 // typeName is the entity type's qualified name used in OData messages.
-func (d *tableDef) typeName() string { return "Microsoft.Dynamics.CRM." + d.logical }
+func (d *tableDef) typeName() string {
+	if d.qualified != "" {
+		return d.qualified
+	}
+	return "Microsoft.Dynamics.CRM." + d.logical
+}
 
 // metadataNamespace seeds the deterministic MetadataId values, so that the
 // same schema always reports the same ids.
@@ -182,6 +188,7 @@ func compileSchema(s *Schema) ([]*tableDef, error) {
 			primaryName:    t.PrimaryName,
 			changeTracking: t.ChangeTracking,
 			elastic:        t.Elastic,
+			qualified:      "Microsoft.Dynamics.CRM." + t.LogicalName,
 			metadataID:     uuid.NewSHA1(metadataNamespace, []byte("entity/"+t.LogicalName)),
 			byProp:         map[string]*attrDef{},
 			byName:         map[string]*attrDef{},

@@ -125,6 +125,15 @@ func parseRecordKey(d *tableDef, pred string) (recordKey, error) {
 	return rk, nil
 }
 
+// apiPathPrefixes are "api/data/<version>/" for each of apiVersions.
+var apiPathPrefixes = func() []string {
+	p := make([]string, len(apiVersions))
+	for i, v := range apiVersions {
+		p[i] = "api/data/" + v + "/"
+	}
+	return p
+}()
+
 // parseRecordURI parses a record URI as used in @odata.bind: relative
 // ("/accounts(…)", "accounts(…)") or absolute ("http://host/api/data/v9.2/accounts(…)").
 func parseRecordURI(uri string) (set, pred string, ok bool) {
@@ -138,8 +147,16 @@ func parseRecordURI(uri string) (set, pred string, ok bool) {
 		s = s[slash:]
 	}
 	s = strings.TrimPrefix(s, "/")
-	for _, v := range apiVersions {
-		s = strings.TrimPrefix(s, "api/data/"+v+"/")
+	for _, p := range apiPathPrefixes {
+		s = strings.TrimPrefix(s, p)
+	}
+	if strings.IndexByte(s, '/') < 0 {
+		// One segment, the usual record URI: nothing to split.
+		open := strings.IndexByte(s, '(')
+		if open < 0 || !strings.HasSuffix(s, ")") {
+			return "", "", false
+		}
+		return s[:open], s[open+1 : len(s)-1], true
 	}
 	segs, err := splitSegments(s)
 	if err != nil || len(segs) != 1 || !segs[0].hasArg {

@@ -52,6 +52,15 @@ type tableStore struct {
 
 	// hooks are the webhook steps on the table; nil when there are none.
 	hooks *tableHooks
+
+	// stamped caches the boxed values of the last write's time and user,
+	// which the writes of the same second by the same user share; stored
+	// values are never changed in place. Guarded by mu (held exclusively).
+	stamped struct {
+		at       time.Time
+		by       uuid.UUID
+		atV, byV any
+	}
 }
 
 func newTableStore(d *tableDef) *tableStore {
@@ -166,9 +175,7 @@ func (ts *tableStore) insert(id uuid.UUID, cols []colVal, st stamp) (*row, error
 		}
 	}
 	r.vals[d.sys.primaryID.idx] = id
-	// Boxed once and shared by both columns: stored values are never
-	// changed in place.
-	at, by := any(st.at), any(ts.userRef(st.by))
+	at, by := ts.stampValues(st)
 	r.vals[d.sys.createdOn.idx] = at
 	r.vals[d.sys.modifiedOn.idx] = at
 	r.vals[d.sys.createdBy.idx] = by
@@ -208,8 +215,9 @@ func (ts *tableStore) update(old *row, changes []colVal, st stamp) (*row, error)
 		}
 		r.vals[c.attr.idx] = c.v
 	}
-	r.vals[d.sys.modifiedOn.idx] = st.at
-	r.vals[d.sys.modifiedBy.idx] = ts.userRef(st.by)
+	at, by := ts.stampValues(st)
+	r.vals[d.sys.modifiedOn.idx] = at
+	r.vals[d.sys.modifiedBy.idx] = by
 	r.vals[d.sys.ver.idx] = st.version
 	if err := ts.checkUnique(r.vals, r.id); err != nil {
 		return nil, err
@@ -224,6 +232,20 @@ func (ts *tableStore) update(old *row, changes []colVal, st stamp) (*row, error)
 	ts.undo.record(ts, old, r)
 	ts.hooks.commit(ts.undo, runs)
 	return r, nil
+}
+
+// stampValues returns st's time and user as the values of createdon or
+// modifiedon and of createdby or modifiedby, boxed once per second and
+// user rather than once per row. The caller holds mu exclusively.
+func (ts *tableStore) stampValues(st stamp) (at, by any) {
+	c := &ts.stamped
+	if c.atV == nil || c.at != st.at {
+		c.at, c.atV = st.at, st.at
+	}
+	if c.byV == nil || c.by != st.by {
+		c.by, c.byV = st.by, ts.userRef(st.by)
+	}
+	return c.atV, c.byV
 }
 
 // userRef is the value of createdby or modifiedby for user.
