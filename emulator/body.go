@@ -106,12 +106,13 @@ func (m *member) decoded() any {
 }
 
 // decodeObject decodes a JSON object keeping member order, so that the first
-// problem in document order is the one reported. Numbers stay json.Number.
+// problem in document order is the one reported. Numbers stay json.Number
+// (see member).
 // Bulk messages decode thousands of objects per request, so valid input
 // takes a direct path over the bytes; invalid input goes to
 // decodeObjectSlow for the error message.
 func decodeObject(data []byte, d *tableDef) ([]member, error) {
-	if !json.Valid(data) {
+	if !validJSON(data) {
 		return decodeObjectSlow(data, d.set)
 	}
 	return decodeValidObject(data, d, nil)
@@ -160,7 +161,7 @@ func decodeValidObject(data []byte, d *tableDef, buf []member) ([]member, error)
 	}
 }
 
-// jsonScan walks a document that json.Valid accepted.
+// jsonScan walks a document that validJSON accepted.
 type jsonScan struct {
 	data []byte
 	i    int

@@ -103,7 +103,7 @@ func (s *Server) serveBulk(w http.ResponseWriter, req *request, ts *tableStore, 
 // bulkTargets returns the objects of the body's Targets array, as slices of
 // data. Parameter names are case-sensitive, as in Dataverse.
 func bulkTargets(data []byte, set string, action bulkAction) ([][]byte, error) {
-	if !json.Valid(data) {
+	if !validJSON(data) {
 		_, err := decodeObjectSlow(data, set)
 		return nil, err
 	}
