@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
+	"sync"
 
 	"github.com/google/uuid"
 )
@@ -56,26 +58,29 @@ func (s *Server) serveBulk(w http.ResponseWriter, req *request, ts *tableStore, 
 	if action == bulkDelete && !d.elastic {
 		return &apiError{http.StatusBadRequest, codeUnexpected, "DeleteMultiple has not yet been implemented."}
 	}
-	data, err := readBody(w, req.Request)
+	sc := bulkScratchPool.Get().(*bulkScratch)
+	defer sc.release()
+	data, err := readBodyInto(w, req.Request, sc.body[:0])
+	sc.body = data
 	if err != nil {
 		return err
 	}
-	targets, err := bulkTargets(data, d.set, action)
+	targets, err := bulkTargets(data, d.set, action, sc.targets[:0])
+	sc.targets = targets
 	if err != nil {
 		return err
 	}
-	items := make([]bulkItem, len(targets))
-	var members []member
-	var arena []colVal
+	items := slices.Grow(sc.items[:0], len(targets))[:len(targets)]
+	sc.items = items
 	for i, raw := range targets {
-		it, err := s.decodeBulkItem(d, action, raw, &members, &arena)
+		it, err := s.decodeBulkItem(d, action, raw, sc, len(targets)-i)
 		if err != nil {
 			return err
 		}
 		items[i] = it
 	}
 
-	ids, err := s.applyBulk(ts, action, items, userOf(req.Context()))
+	ids, err := s.applyBulk(ts, action, items, userOf(req.Context()), &sc.journal)
 	if err != nil {
 		return err
 	}
@@ -100,9 +105,62 @@ func (s *Server) serveBulk(w http.ResponseWriter, req *request, ts *tableStore, 
 	return nil
 }
 
-// bulkTargets returns the objects of the body's Targets array, as slices of
-// data. Parameter names are case-sensitive, as in Dataverse.
-func bulkTargets(data []byte, set string, action bulkAction) ([][]byte, error) {
+// bulkScratch is the memory a bulk message is decoded and applied in.
+// Nothing in it outlives the request (a stored row copies every value it
+// keeps out of the body), so the next message reuses it instead of
+// leaving it to the garbage collector, whose work grows with every byte
+// allocated while the heap holds the whole table.
+type bulkScratch struct {
+	body    []byte
+	targets [][]byte
+	members []member
+	items   []bulkItem
+	arena   []colVal // the targets' columns, arena[:used] taken
+	used    int
+	journal journal
+}
+
+// cols returns room for n columns, capped so that appending beyond n
+// reallocates rather than overwriting the next target's; left is how
+// many targets, this one included, are still to decode, to size a new
+// block for all of them at once.
+func (sc *bulkScratch) cols(n, left int) []colVal {
+	if len(sc.arena)-sc.used < n {
+		sc.arena = make([]colVal, max(n*left, 2*len(sc.arena)))
+		sc.used = 0
+	}
+	c := sc.arena[sc.used : sc.used : sc.used+n]
+	sc.used += n
+	return c
+}
+
+var bulkScratchPool = sync.Pool{New: func() any { return new(bulkScratch) }}
+
+// maxScratchBody is the largest body whose buffer goes back to the pool,
+// so that one huge message does not pin its memory.
+const maxScratchBody = 1 << 20
+
+// release clears what refers to the request's values and rows, and puts
+// sc back in the pool.
+func (sc *bulkScratch) release() {
+	if cap(sc.body) > maxScratchBody {
+		return
+	}
+	// Up to capacity: a slice may have been shorter at the end than
+	// before (the last target's members, a rolled-back journal).
+	clear(sc.targets[:cap(sc.targets)])
+	clear(sc.members[:cap(sc.members)])
+	clear(sc.items[:cap(sc.items)])
+	clear(sc.arena[:sc.used])
+	sc.used = 0
+	clear(sc.journal.entries[:cap(sc.journal.entries)])
+	sc.journal.entries = sc.journal.entries[:0]
+	bulkScratchPool.Put(sc)
+}
+
+// bulkTargets appends the objects of the body's Targets array to buf, as
+// slices of data. Parameter names are case-sensitive, as in Dataverse.
+func bulkTargets(data []byte, set string, action bulkAction, buf [][]byte) ([][]byte, error) {
 	if !validJSON(data) {
 		_, err := decodeObjectSlow(data, set)
 		return nil, err
@@ -113,7 +171,7 @@ func bulkTargets(data []byte, set string, action bulkAction) ([][]byte, error) {
 		return nil, errPayload(set, "An unexpected 'PrimitiveValue' node was found when reading from the JSON reader. A 'StartObject' node was expected.")
 	}
 	p.i++
-	var targets [][]byte
+	targets := buf
 	found := false
 	for {
 		p.skipSpace()
@@ -171,26 +229,19 @@ func bulkTargets(data []byte, set string, action bulkAction) ([][]byte, error) {
 
 // decodeBulkItem decodes one target. "@odata.type" is required on every
 // target and must name the bound table; "@odata.id" (UpsertMultiple)
-// addresses the row by a record URI of the same table. buf is scratch
-// space for the target's members, kept from one target to the next; arena
-// is where the targets' columns are carved from.
-func (s *Server) decodeBulkItem(d *tableDef, action bulkAction, raw json.RawMessage, buf *[]member, arena *[]colVal) (bulkItem, error) {
+// addresses the row by a record URI of the same table. The target's
+// members and columns are decoded into sc; left is how many targets, this
+// one included, are still to decode.
+func (s *Server) decodeBulkItem(d *tableDef, action bulkAction, raw json.RawMessage, sc *bulkScratch, left int) (bulkItem, error) {
 	// bulkTargets validated the whole body.
-	members, err := decodeValidObject(raw, d, *buf)
+	members, err := decodeValidObject(raw, d, sc.members)
 	if err != nil {
 		return bulkItem{}, err
 	}
-	*buf = members
-	// The columns come out of arena, one block shared by the message's
-	// targets; capped, so that a column added later (an upsert's key
-	// values from "@odata.id") reallocates rather than overwriting the
-	// next target's.
-	n := len(members)
-	if len(*arena) < n {
-		*arena = make([]colVal, max(n, 16*n))
-	}
-	it := bulkItem{cs: changeSet{cols: (*arena)[:0:n]}}
-	*arena = (*arena)[n:]
+	sc.members = members
+	// A column added later (an upsert's key values from "@odata.id")
+	// goes beyond the room cols gives, into a slice of its own.
+	it := bulkItem{cs: changeSet{cols: sc.cols(len(members), left)}}
 	typed := false
 	for i := range members {
 		m := &members[i]
@@ -232,15 +283,17 @@ func (s *Server) decodeBulkItem(d *tableDef, action bulkAction, raw json.RawMess
 	return it, nil
 }
 
-// applyBulk writes the items under the table's lock, journaling them so
-// that a failure restores the table. Inside a $batch change set the change
-// set's journal is used, and the change set rolls back the rest.
-func (s *Server) applyBulk(ts *tableStore, action bulkAction, items []bulkItem, by uuid.UUID) ([]uuid.UUID, error) {
+// applyBulk writes the items under the table's lock, journaling them in
+// own so that a failure restores the table. Inside a $batch change set the
+// change set's journal is used instead, and the change set rolls back the
+// rest.
+func (s *Server) applyBulk(ts *tableStore, action bulkAction, items []bulkItem, by uuid.UUID, own *journal) ([]uuid.UUID, error) {
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
 	j, owned := ts.undo, ts.undo == nil
 	if owned {
-		j = &journal{entries: make([]journalEntry, 0, len(items))}
+		j = own
+		j.entries = slices.Grow(j.entries[:0], len(items))
 		ts.undo = j
 		defer func() { ts.undo = nil }()
 	}

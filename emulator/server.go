@@ -487,14 +487,24 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 // sizes the buffer once, instead of growing it through a bulk request's
 // hundreds of kilobytes.
 func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	return readBodyInto(w, r, nil)
+}
+
+// readBodyInto is readBody into buf[:0], when buf has room for the declared
+// length; else into a new buffer.
+func readBodyInto(w http.ResponseWriter, r *http.Request, buf []byte) ([]byte, error) {
 	body := http.MaxBytesReader(w, r.Body, maxBodyBytes)
 	n := r.ContentLength
 	if n <= 0 || n > maxBodyBytes {
 		return io.ReadAll(body)
 	}
-	buf := make([]byte, 0, n)
-	for len(buf) < cap(buf) {
-		m, err := body.Read(buf[len(buf):cap(buf)])
+	if int64(cap(buf)) >= n {
+		buf = buf[:0]
+	} else {
+		buf = make([]byte, 0, n)
+	}
+	for int64(len(buf)) < n {
+		m, err := body.Read(buf[len(buf):n])
 		buf = buf[:len(buf)+m]
 		if err == io.EOF {
 			return buf, nil
@@ -504,7 +514,16 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 		}
 	}
 	// Whatever follows the declared length (nothing, from net/http's
-	// server) is read as io.ReadAll would.
-	rest, err := io.ReadAll(body)
-	return append(buf, rest...), err
+	// server) is read as io.ReadAll would; the first read tells, without
+	// io.ReadAll's buffer.
+	var probe [1]byte
+	m, err := body.Read(probe[:])
+	if m == 0 && err == io.EOF {
+		return buf, nil
+	}
+	rest, err2 := io.ReadAll(body)
+	if err == nil || err == io.EOF {
+		err = err2
+	}
+	return append(append(buf, probe[:m]...), rest...), err
 }
