@@ -39,13 +39,16 @@ func (cs *changeSet) set(a *attrDef, v any) {
 }
 
 // has reports whether the body sets column a.
-func (cs *changeSet) has(a *attrDef) bool {
-	for _, c := range cs.cols {
-		if c.attr == a {
-			return true
+func (cs *changeSet) has(a *attrDef) bool { return cs.col(a) != nil }
+
+// col returns the body's setting of column a, or nil.
+func (cs *changeSet) col(a *attrDef) *colVal {
+	for i := range cs.cols {
+		if cs.cols[i].attr == a {
+			return &cs.cols[i]
 		}
 	}
-	return false
+	return nil
 }
 
 // pendingBind is a "<nav>@odata.bind" whose target row is resolved before

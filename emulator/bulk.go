@@ -1,6 +1,7 @@
 package emulator
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -117,6 +118,7 @@ type bulkScratch struct {
 	items   []bulkItem
 	arena   []colVal // the targets' columns, arena[:used] taken
 	used    int
+	keys    []any // the targets' key values; see keyVals
 	journal journal
 }
 
@@ -153,9 +155,51 @@ func (sc *bulkScratch) release() {
 	clear(sc.items[:cap(sc.items)])
 	clear(sc.arena[:sc.used])
 	sc.used = 0
+	clear(sc.keys[:cap(sc.keys)])
+	sc.keys = sc.keys[:0]
 	clear(sc.journal.entries[:cap(sc.journal.entries)])
 	sc.journal.entries = sc.journal.entries[:0]
 	bulkScratchPool.Put(sc)
+}
+
+// keyVals returns a slice of the one value v, carved from a block the
+// message's keys share.
+func (sc *bulkScratch) keyVals(v any) []any {
+	if len(sc.keys) == cap(sc.keys) {
+		sc.keys = make([]any, 0, max(64, 2*cap(sc.keys)))
+	}
+	sc.keys = append(sc.keys, v)
+	n := len(sc.keys)
+	return sc.keys[n-1 : n : n]
+}
+
+// simpleKeyURI reads the usual "@odata.id" of a bulk target,
+// "<set>(<prop>='<value>')" for a key of d of one string column, from the
+// body's bytes, as parseRecordURI and parseRecordKey would read it; ok is
+// false for any other form, which they then read.
+func simpleKeyURI(d *tableDef, uri []byte) (k *keyDef, val []byte, ok bool) {
+	n := len(d.set)
+	if len(uri) < n+2 || string(uri[:n]) != d.set || uri[n] != '(' || uri[len(uri)-1] != ')' || bytes.IndexByte(uri, '/') >= 0 {
+		return nil, nil, false
+	}
+	prop, rest, ok := bytes.Cut(uri[n+1:len(uri)-1], []byte("="))
+	if !ok || len(rest) < 2 || rest[0] != '\'' || rest[len(rest)-1] != '\'' {
+		return nil, nil, false
+	}
+	val = rest[1 : len(rest)-1]
+	if bytes.IndexByte(val, '\'') >= 0 {
+		return nil, nil, false
+	}
+	a, ok := d.byProp[string(prop)]
+	if !ok || a.typ != tString {
+		return nil, nil, false
+	}
+	for _, k := range d.keys {
+		if len(k.attrs) == 1 && k.attrs[0] == a {
+			return k, val, true
+		}
+	}
+	return nil, nil, false
 }
 
 // bulkTargets appends the objects of the body's Targets array to buf, as
@@ -243,12 +287,19 @@ func (s *Server) decodeBulkItem(d *tableDef, action bulkAction, raw json.RawMess
 	// goes beyond the room cols gives, into a slice of its own.
 	it := bulkItem{cs: changeSet{cols: sc.cols(len(members), left)}}
 	typed := false
+	var keyVal []byte // the value of a key parsed by simpleKeyURI
 	for i := range members {
 		m := &members[i]
 		switch m.name {
 		case "@odata.type":
 			typed = true
 		case "@odata.id":
+			if m.kind == '"' {
+				if k, val, ok := simpleKeyURI(d, m.raw); ok {
+					it.key, it.keyed, keyVal = recordKey{key: k}, true, val
+					continue
+				}
+			}
 			uri, _ := m.decoded().(string)
 			set, pred, ok := parseRecordURI(uri)
 			if !ok || set != d.set {
@@ -264,6 +315,20 @@ func (s *Server) decodeBulkItem(d *tableDef, action bulkAction, raw json.RawMess
 		if err := it.cs.add(d, m); err != nil {
 			return bulkItem{}, err
 		}
+	}
+	if keyVal != nil {
+		// The body usually sets the key column to the same value: the
+		// key then shares it instead of a string and box of its own.
+		var v any
+		if c := it.cs.col(it.key.key.attrs[0]); c != nil {
+			if s, ok := c.v.(string); ok && s == string(keyVal) {
+				v = c.v
+			}
+		}
+		if v == nil {
+			v = string(keyVal)
+		}
+		it.key.vals = sc.keyVals(v)
 	}
 	if !typed {
 		return bulkItem{}, errPayload(d.set, fmt.Sprintf("The '@odata.type' annotation is required on every item of Targets; expected '%s'.", d.typeName()))

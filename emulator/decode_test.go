@@ -77,3 +77,55 @@ tables:
 		check(member{name: a.prop, value: json.Number("5")})
 	}
 }
+
+// TestSimpleKeyURIMatchesParseRecordKey: where simpleKeyURI reads a
+// target's "@odata.id", parseRecordURI and parseRecordKey read the same
+// key and value; the forms it leaves to them are theirs.
+func TestSimpleKeyURIMatchesParseRecordKey(t *testing.T) {
+	schema, err := ParseSchema([]byte(`
+tables:
+  - logical_name: account
+    entity_set: accounts
+    attributes:
+      - {name: accountnumber, type: string, max_length: 20}
+      - {name: name, type: string, max_length: 20}
+      - {name: code, type: integer}
+    keys:
+      - {name: number_key, attributes: [accountnumber]}
+      - {name: code_key, attributes: [code]}
+`), "schema.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defs, err := compileSchema(schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := defs[0]
+	for _, uri := range []string{
+		"accounts(accountnumber='A1')", "accounts(accountnumber='')", "accounts(accountnumber='a=b')",
+		"accounts(accountnumber='It''s')", "accounts(accountnumber=5)", "accounts(code=5)", "accounts(code='5')",
+		"accounts(name='x')", "accounts(accountnumber='A1',name='x')", "contacts(accountnumber='A1')",
+		"/accounts(accountnumber='A1')", "api/data/v9.2/accounts(accountnumber='A1')",
+		"http://h/api/data/v9.2/accounts(accountnumber='A1')", "accounts(accountnumber='A/1')",
+		"accounts(accountnumber='A1'", "accounts", "accounts()", "accounts(00000000-0000-0000-0000-000000000001)",
+		"accountsx(accountnumber='A1')", "accounts(accountnumber='A1')x", "accounts(accountnumber=')",
+	} {
+		k, val, ok := simpleKeyURI(d, []byte(uri))
+		if !ok {
+			continue
+		}
+		set, pred, uriOK := parseRecordURI(uri)
+		if !uriOK || set != d.set {
+			t.Errorf("%s: simpleKeyURI reads it, parseRecordURI does not", uri)
+			continue
+		}
+		want, err := parseRecordKey(d, pred)
+		if err != nil || want.key != k || len(want.vals) != 1 || want.vals[0] != string(val) {
+			t.Errorf("%s: simpleKeyURI %v %q, parseRecordKey %v %v (%v)", uri, k.name, val, want.key, want.vals, err)
+		}
+	}
+	if _, _, ok := simpleKeyURI(d, []byte("accounts(accountnumber='A1')")); !ok {
+		t.Error("simpleKeyURI does not read the usual form")
+	}
+}
