@@ -249,16 +249,6 @@ func (s *Server) newStamp(by uuid.UUID) stamp {
 // now is the write timestamp: UTC, whole seconds, as Dataverse stores it.
 func now() time.Time { return time.Now().UTC().Truncate(time.Second) }
 
-// newID returns an id for a new row. Version 7 UUIDs grow with time, so rows
-// list in creation order by default, much as Dataverse's sequential GUIDs do.
-func newID() uuid.UUID {
-	id, err := uuid.NewV7()
-	if err != nil {
-		return uuid.New()
-	}
-	return id
-}
-
 // writeWriteResult answers a successful create or update: the row with
 // 201/200 when return=representation was preferred, else 204 with
 // OData-EntityId.
