@@ -224,11 +224,6 @@ func setOf(names []string) map[string]bool {
 	return m
 }
 
-// has reports whether a step is registered for message; h may be nil.
-func (h *tableHooks) has(message string) bool {
-	return h != nil && len(h.steps[message]) > 0
-}
-
 // fire runs the steps registered for a write of table d (see run). It
 // does nothing, and allocates nothing, on a table without steps, so that
 // writes without webhooks pay for none.
