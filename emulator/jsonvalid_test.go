@@ -58,11 +58,11 @@ func TestValidJSONMatchesEncodingJSON(t *testing.T) {
 func TestValidJSONDepth(t *testing.T) {
 	for _, n := range []int{maxJSONDepth, maxJSONDepth + 1} {
 		for _, open := range []string{"[", `{"a":`} {
-			close := "]"
+			closing := "]"
 			if open != "[" {
-				close = "}"
+				closing = "}"
 			}
-			doc := []byte(strings.Repeat(open, n) + "1" + strings.Repeat(close, n))
+			doc := []byte(strings.Repeat(open, n) + "1" + strings.Repeat(closing, n))
 			if got, want := validJSON(doc), json.Valid(doc); got != want {
 				t.Errorf("%d times %q: validJSON %v, json.Valid %v", n, open, got, want)
 			}

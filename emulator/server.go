@@ -518,11 +518,11 @@ func readBodyInto(w http.ResponseWriter, r *http.Request, buf []byte) ([]byte, e
 	// io.ReadAll's buffer.
 	var probe [1]byte
 	m, err := body.Read(probe[:])
-	if m == 0 && err == io.EOF {
+	if m == 0 && errors.Is(err, io.EOF) {
 		return buf, nil
 	}
 	rest, err2 := io.ReadAll(body)
-	if err == nil || err == io.EOF {
+	if err == nil || errors.Is(err, io.EOF) {
 		err = err2
 	}
 	return append(append(buf, probe[:m]...), rest...), err
