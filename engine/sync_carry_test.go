@@ -163,3 +163,34 @@ func rowIs(r change.Row, name string, rating int64) bool {
 	g, _ := r.Get("rating")
 	return n.Kind() == change.KindText && n.Str() == name && g.Kind() == change.KindInt && g.Int() == rating
 }
+
+// Pipeline A decides a conflict against Dataverse's version 13 and is
+// writing the decision. Pipeline B then reads Dataverse's edits made
+// before version 13, delivered late: they are overtaken by the decision
+// however many of them B writes, and none may bring its own values back
+// to the table.
+func TestChangesOlderThanADecisionStayOvertaken(t *testing.T) {
+	w := newCarryWorld(t)
+	w.start()
+
+	a := w.fromSource("pg1", 0, time.Now())
+	if v := w.prepare(w.a, a); v != Write {
+		t.Fatalf("the table's change: verdict %v", v)
+	}
+	verdict, err := w.a.Conflict(context.Background(), w.m, a,
+		&change.ConflictError{Current: supplier("start", 2), Version: `W/"13"`})
+	if err != nil || verdict != Write {
+		t.Fatalf("A's conflict: %v, %v", verdict, err)
+	}
+
+	for _, n := range []string{"10", "12"} {
+		b := w.fromDataverse("start", 7, n)
+		v := w.prepare(w.b, b)
+		if v == Write && !rowIs(b.Out.After, "pg1", 2) {
+			t.Fatalf("Dataverse's version %s, older than the decision, is written to the table as %v", n, b.Out.After)
+		}
+		if v == Write {
+			w.synced(w.b, b)
+		}
+	}
+}

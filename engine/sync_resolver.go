@@ -638,8 +638,7 @@ func (r *syncResolver) Synced(ctx context.Context, pairs []Pair) error {
 				e.SourceBefore, e.SourceBeforeDeleted = nil, false
 			}
 		}
-		// This pipeline has read past any version pending for its side.
-		setSeen(e, r.side, 0)
+		r.readPast(e, in)
 		if r.side == conflict.Source {
 			if v := outs[i].Meta[change.MetaVersion]; v != "" {
 				// A delete reports no version: the last one stays, so
@@ -650,6 +649,22 @@ func (r *syncResolver) Synced(ctx context.Context, pairs []Pair) error {
 		}
 	}
 	return r.s.save(ctx, keys, entries)
+}
+
+// readPast clears the version of this pipeline's side that the other
+// pipeline decided a conflict against, once in, a change this pipeline
+// wrote, is that version or a later one. Dataverse's changes can be read
+// older than that version (an edit made before it, delivered late), and
+// such a change must still be recognised as overtaken by the decision. A
+// source change written is always later: an older one is recognised as
+// decided and is never written as a change of its own.
+func (r *syncResolver) readPast(e *state.SyncEntry, in *incoming) {
+	if r.side == conflict.Dataverse {
+		if n := versionNumber(in.version); n < 0 || uint64(n) < e.DataverseSeen {
+			return
+		}
+	}
+	setSeen(e, r.side, 0)
 }
 
 // trace logs, at debug level, what the resolver does with a change.
