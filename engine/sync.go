@@ -89,19 +89,24 @@ type Sync struct {
 	deciding map[string]written
 }
 
-// setDeciding records w, a decision being written, or forgets the one for
-// key when w is nil.
+// setDeciding records w, a decision being written.
 func (s *Sync) setDeciding(key []byte, w *written) {
 	s.flightMu.Lock()
 	defer s.flightMu.Unlock()
-	if w == nil {
-		delete(s.deciding, string(key))
-		return
-	}
 	if s.deciding == nil {
 		s.deciding = map[string]written{}
 	}
 	s.deciding[string(key)] = *w
+}
+
+// doneDeciding forgets the decision being written for key, if it is
+// still the one made as the row's decisions-th.
+func (s *Sync) doneDeciding(key []byte, decisions uint64) {
+	s.flightMu.Lock()
+	defer s.flightMu.Unlock()
+	if w, ok := s.deciding[string(key)]; ok && w.decisions == decisions {
+		delete(s.deciding, string(key))
+	}
 }
 
 func (s *Sync) decidingFor(key []byte) (written, bool) {
@@ -395,6 +400,7 @@ func (s *Sync) Settle(ctx context.Context, id uint64, take conflict.Side, datave
 	e.SourceBefore, e.SourceBeforeDeleted = nil, false
 	e.SourceSeen, e.DataverseSeen = 0, 0
 	e.DataverseVersion = dataverseVersion
+	e.Decisions++
 	if err := s.save(ctx, keys, entries); err != nil {
 		return pc, err
 	}

@@ -194,3 +194,45 @@ func TestChangesOlderThanADecisionStayOvertaken(t *testing.T) {
 		}
 	}
 }
+
+// Pipeline B carries a decision over to the table; before B records that
+// write, pipeline A decides a second conflict over the row, which the
+// table is owed. B's late record of the first write must not undo what
+// the second decision left owed: when B reads Dataverse's side of the
+// second conflict, it carries the second decision over.
+func TestALateWriteKeepsALaterDecisionOwed(t *testing.T) {
+	w := newCarryWorld(t)
+	w.start()
+	ctx := context.Background()
+
+	a := w.fromSource("pg1", 0, time.Now())
+	w.prepare(w.a, a)
+	if v, err := w.a.Conflict(ctx, w.m, a, &change.ConflictError{Current: supplier("start", 2), Version: `W/"13"`}); err != nil || v != Write {
+		t.Fatalf("first conflict: %v, %v", v, err)
+	}
+	a.Out.Meta[change.MetaVersion] = `W/"14"`
+	w.synced(w.a, a)
+
+	b1 := w.fromDataverse("start", 2, "13")
+	if v := w.prepare(w.b, b1); v != Write || !rowIs(b1.Out.After, "pg1", 2) {
+		t.Fatalf("B carries the first decision over: verdict %v, %v", v, b1.Out.After)
+	}
+
+	a2 := w.fromSource("pg1", 5, time.Now())
+	if v := w.prepare(w.a, a2); v != Write {
+		t.Fatalf("the table's next edit: verdict %v", v)
+	}
+	if v, err := w.a.Conflict(ctx, w.m, a2, &change.ConflictError{Current: supplier("pg1", 9), Version: `W/"16"`}); err != nil || v != Done {
+		t.Fatalf("second conflict (Dataverse holds its result): %v, %v", v, err)
+	}
+
+	w.synced(w.b, b1) // the first carry-over, recorded late
+
+	b2 := w.fromDataverse("pg1", 9, "16")
+	if v := w.prepare(w.b, b2); v != Write || !rowIs(b2.Out.After, "pg1", 9) {
+		t.Fatalf("Dataverse's side of the second conflict: verdict %v, %v; want the decision pg1|9 carried to the table", v, b2.Out.After)
+	}
+	if got := b2.Out.Meta[change.MetaExpectedVersion]; got != change.ExpectedRow || !rowIs(b2.Out.Before, "pg1", 5) {
+		t.Errorf("the carry-over expects %q %v, want the row the decision replaced, pg1|5", got, b2.Out.Before)
+	}
+}

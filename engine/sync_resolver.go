@@ -44,6 +44,9 @@ type written struct {
 	decision                  bool
 	owedSource, owedDataverse bool
 	sourceBefore              conflict.Version
+	// decisions is the row's count of decided conflicts when the write
+	// was prepared (state.SyncEntry.Decisions).
+	decisions uint64
 }
 
 // incoming is a record in the canonical space.
@@ -213,7 +216,7 @@ func (r *syncResolver) Prepare(ctx context.Context, m Mapper, pairs []Pair, verd
 		}
 		if !found[i] || !r.decided(e, in) {
 			r.expect(out, e, found[i])
-			r.remember(out, written{key: in.key, v: in.v, in: *in})
+			r.remember(out, written{key: in.key, v: in.v, in: *in, decisions: e.Decisions})
 			r.trace("write", out, in, e)
 			continue
 		}
@@ -331,7 +334,7 @@ func (r *syncResolver) carryOver(m Mapper, p Pair, e *state.SyncEntry, in *incom
 		}
 	}
 	out.Meta = meta
-	r.remember(out, written{key: in.key, v: synced, in: *in, carried: true})
+	r.remember(out, written{key: in.key, v: synced, in: *in, carried: true, decisions: e.Decisions})
 	return Write, changed, nil
 }
 
@@ -419,7 +422,7 @@ func (r *syncResolver) Conflict(ctx context.Context, m Mapper, p Pair, cerr *cha
 		}
 		in = w.in // the record may have been rewritten since it was read
 		if w.decision {
-			r.s.setDeciding(in.key, nil)
+			r.s.doneDeciding(in.key, w.decisions)
 		}
 	}
 	cur, err := r.current(p, cerr)
@@ -455,7 +458,7 @@ func (r *syncResolver) Conflict(ctx context.Context, m Mapper, p Pair, cerr *cha
 			expectRow(p.Out, meta, cur)
 		}
 		p.Out.Meta = meta
-		r.remember(p.Out, written{key: in.key, v: in.v, in: in})
+		r.remember(p.Out, written{key: in.key, v: in.v, in: in, decisions: e.Decisions})
 		return Write, r.s.save(ctx, keys, entries)
 	}
 	if cur.Same(in.v) {
@@ -478,6 +481,7 @@ func (r *syncResolver) Conflict(ctx context.Context, m Mapper, p Pair, cerr *cha
 	}
 	decision := conflict.Decide(r.s.cfg.Rules, c)
 	r.s.record(p, c, decision)
+	e.Decisions++
 	// The target's version will reach its own pipeline later, which must
 	// recognise it as decided (and not count the conflict again); this
 	// pipeline's version is dealt with now.
@@ -498,7 +502,7 @@ func (r *syncResolver) Conflict(ctx context.Context, m Mapper, p Pair, cerr *cha
 		// later changes on either side conflict (and are parked) too.
 		return Done, r.s.save(ctx, keys, entries)
 	}
-	w := written{key: in.key, v: decision.Result, in: in, decision: true,
+	w := written{key: in.key, v: decision.Result, in: in, decision: true, decisions: e.Decisions,
 		owedSource: !decision.Result.Same(c.Source), owedDataverse: !decision.Result.Same(c.Dataverse)}
 	if w.owedSource && r.side == conflict.Source {
 		// Pipeline B will carry the decision over: it replaces this.
@@ -611,9 +615,19 @@ func (r *syncResolver) Synced(ctx context.Context, pairs []Pair) error {
 	}
 	for i := range keys {
 		e, in, w := &entries[i], &ins[i], ws[i]
+		if w.decision {
+			defer r.s.doneDeciding(in.key, w.decisions) // once recorded
+		}
+		if e.Decisions != w.decisions {
+			// A conflict was decided over the row while this write was
+			// in flight, against the state it found: the values written
+			// here were that decision's to weigh, and the state it left
+			// (what each side is owed, the versions pending) stands.
+			r.trace("synced after a later decision", outs[i], in, e)
+			continue
+		}
 		switch {
 		case w.decision:
-			defer r.s.setDeciding(in.key, nil) // once recorded
 			r.settleDecision(e, w, in)
 			// The target now holds the decision.
 			if r.side == conflict.Source {

@@ -78,6 +78,10 @@ type SyncEntry struct {
 	// Both zero: unknown.
 	SourceBefore        change.Row
 	SourceBeforeDeleted bool
+	// Decisions counts the conflicts decided over the row (and settled by
+	// an operator). A write prepared before the latest decision does not
+	// carry the synced state any more when it completes.
+	Decisions uint64
 	// Updated is when the entry was written.
 	Updated time.Time
 }
@@ -126,7 +130,8 @@ func appendSyncEntry(dst []byte, e *SyncEntry) []byte {
 	dst = appendString(dst, e.DataverseVersion)
 	dst = appendTime(dst, e.DataverseTime)
 	dst = appendRow(dst, e.SourceBefore)
-	return appendTime(dst, e.Updated)
+	dst = appendTime(dst, e.Updated)
+	return binary.BigEndian.AppendUint64(dst, e.Decisions)
 }
 
 func decodeSyncEntry(b []byte) (SyncEntry, error) {
@@ -146,6 +151,10 @@ func decodeSyncEntry(b []byte) (SyncEntry, error) {
 	e.DataverseTime = d.time()
 	e.SourceBefore = d.row()
 	e.Updated = d.time()
+	if d.err == nil && len(d.b) != 0 {
+		// Entries written before Decisions was kept end here: none.
+		e.Decisions = d.uint64()
+	}
 	if d.err == nil && len(d.b) != 0 {
 		d.err = fmt.Errorf("%d trailing bytes", len(d.b))
 	}

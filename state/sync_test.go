@@ -24,7 +24,7 @@ func TestSyncEntries(t *testing.T) {
 		e1 := SyncEntry{
 			Values:     change.Row{{Name: "id", Value: change.Int(1)}, {Name: "name", Value: change.Text("a")}},
 			SourceSeen: 7, DataverseSeen: 1 << 63, SourceTime: at, DataverseVersion: `W/"42"`,
-			DataverseTime: at.Add(time.Second), DataverseOwed: true, Updated: at,
+			DataverseTime: at.Add(time.Second), DataverseOwed: true, Decisions: 3, Updated: at,
 		}
 		e2 := SyncEntry{Deleted: true, SourceOwed: true, Updated: at,
 			SourceBefore: change.Row{{Name: "name", Value: change.Text("b")}}, SourceBeforeDeleted: true}
@@ -116,4 +116,21 @@ func TestParkedConflicts(t *testing.T) {
 			t.Errorf("after delete: %+v", list)
 		}
 	})
+}
+
+// An entry stored before Decisions was kept reads as one with none.
+func TestSyncEntryWithoutDecisions(t *testing.T) {
+	e := SyncEntry{Values: change.Row{{Name: "id", Value: change.Int(1)}}, DataverseVersion: `W/"4"`, Decisions: 9}
+	b := appendSyncEntry(nil, &e)
+	got, err := decodeSyncEntry(b[:len(b)-8])
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Decisions = 0
+	if !reflect.DeepEqual(got, e) {
+		t.Errorf("got %+v, want %+v", got, e)
+	}
+	if _, err := decodeSyncEntry(append(b, 0)); err == nil {
+		t.Error("a trailing byte was accepted")
+	}
 }
