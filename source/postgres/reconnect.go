@@ -171,7 +171,7 @@ func (s *stream) resume(ctx context.Context, lsn pglogrepl.LSN) (*pgconn.PgConn,
 // handed to Read are dropped on the way, as they were at Open for
 // records acked in an earlier run.
 func (s *stream) restart() {
-	s.tx, s.held = nil, nil
+	s.tx, s.batch = nil, nil
 	s.discardSpills()
 	clear(s.relations)
 	if s.sent.after(s.from) {

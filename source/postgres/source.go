@@ -42,11 +42,13 @@ import (
 	"github.com/dvsync/dvsync/source"
 )
 
-// maxBatch caps the records one Read returns; bufferSize caps the records
-// decoded ahead of Read. Together they bound the source's memory.
+// maxBatch caps the records one Read returns. The stream hands records
+// to Read in batches of at most handoffSize, and decodes at most
+// bufferSize batches ahead of it. Together they bound the source's memory.
 const (
-	maxBatch   = 1024
-	bufferSize = 1024
+	maxBatch    = 1024
+	handoffSize = 256
+	bufferSize  = 16
 )
 
 // Source is a source.Source over one PostgreSQL logical replication slot.
@@ -61,10 +63,12 @@ type Source struct {
 	// Set by Open, cleared by Close.
 	stream  *stream
 	acks    *ackTracker
-	records <-chan change.Record
-	cancel  context.CancelFunc
-	done    chan struct{}
-	beats   chan struct{} // closed when the heartbeat has stopped; nil without one
+	records <-chan []change.Record
+	// rest is what the last Read took from records beyond maxBatch.
+	rest   []change.Record
+	cancel context.CancelFunc
+	done   chan struct{}
+	beats  chan struct{} // closed when the heartbeat has stopped; nil without one
 
 	// lag is the slot's lag in bytes, -1 while unknown.
 	lag atomic.Int64
@@ -137,7 +141,7 @@ func (s *Source) Open(ctx context.Context, from change.Position) error {
 	s.logger.Info("postgres: streaming", "slot", s.cfg.Slot, "publication", s.cfg.Publication,
 		"from", startLSN.String(), "confirmed", up.confirmed.String(), "tables", len(up.tables))
 
-	out := make(chan change.Record, bufferSize)
+	out := make(chan []change.Record, bufferSize)
 	s.acks = newAckTracker(start, up.confirmed)
 	s.stream = &stream{
 		cfg:       s.cfg,
@@ -183,23 +187,31 @@ func (s *Source) Read(ctx context.Context) ([]change.Record, error) {
 	if s.records == nil {
 		return nil, errNotOpen
 	}
-	var batch []change.Record
-	select {
-	case r, ok := <-s.records:
-		if !ok {
-			return nil, s.stream.err
+	batch := s.rest
+	s.rest = nil
+	if len(batch) == 0 {
+		select {
+		case b, ok := <-s.records:
+			if !ok {
+				return nil, s.stream.err
+			}
+			batch = b
+		case <-ctx.Done():
+			return nil, ctx.Err()
 		}
-		batch = append(make([]change.Record, 0, min(len(s.records)+1, maxBatch)), r)
-	case <-ctx.Done():
-		return nil, ctx.Err()
 	}
 	for len(batch) < maxBatch {
 		select {
-		case r, ok := <-s.records:
+		case b, ok := <-s.records:
 			if !ok {
 				return batch, nil
 			}
-			batch = append(batch, r)
+			if len(batch)+len(b) > maxBatch {
+				b, s.rest = b[:maxBatch-len(batch)], b[maxBatch-len(batch):]
+			}
+			// The stream no longer touches a batch it handed over, so
+			// batch may grow in place.
+			batch = append(batch, b...)
 		default:
 			return batch, nil
 		}
@@ -272,7 +284,7 @@ func (s *Source) Close(ctx context.Context) error {
 	if conn := s.stream.conn; conn != nil {
 		err = conn.Close(ctx)
 	}
-	s.stream, s.acks, s.records, s.cancel, s.done, s.beats = nil, nil, nil, nil, nil, nil
+	s.stream, s.acks, s.records, s.rest, s.cancel, s.done, s.beats = nil, nil, nil, nil, nil, nil, nil
 	if err != nil {
 		return fmt.Errorf("postgres: close replication connection: %w", err)
 	}

@@ -32,7 +32,7 @@ type stream struct {
 	from position
 	// sent is the position of the last record handed to Read.
 	sent position
-	out  chan change.Record
+	out  chan []change.Record
 
 	// conn is the replication connection, nil while reconnecting. The
 	// stream goroutine replaces it under connMu and reads it freely;
@@ -53,12 +53,17 @@ type stream struct {
 	schemas    map[string][]relColumn
 	notes      map[string]map[string]string
 	nextStatus time.Time
-	// held is the latest record of tx, sent once the next record or the
-	// commit arrives. The last record of a transaction thus reaches Read
-	// only after its commit has been registered with acks, so acking it
-	// confirms the transaction right away (at Close, say) rather than
-	// depending on how soon the commit message follows.
-	held *heldRecord
+	// batch holds the records of tx decoded and not yet handed to Read,
+	// in order; end is the position of its last record and prev that of
+	// the one before. Records go to Read in batches, at the commit or when
+	// handoffSize have gathered, so that Read is woken once per
+	// transaction or batch rather than once per record. The last record
+	// of a transaction is always held back until its commit has been
+	// registered with acks, so acking it confirms the transaction right
+	// away (at Close, say) rather than depending on how soon the commit
+	// message follows.
+	batch     []change.Record
+	end, prev position
 
 	// err is why the stream ended; read it only after out is closed.
 	err error
@@ -85,11 +90,6 @@ type txn struct {
 	// skip is set for a transaction of Config.SkipOrigin: its changes
 	// are not records for us, and it is confirmed like one without any.
 	skip bool
-}
-
-type heldRecord struct {
-	rec change.Record
-	pos position
 }
 
 // relation is a table as pgoutput last described it.
@@ -157,19 +157,35 @@ func (s *stream) fail(err error) {
 }
 
 // receive handles the messages of one connection until it fails.
+//
+// Rather than give each receive a context, which costs a timer and a
+// watcher per message, it sets the socket's read deadline itself: to the
+// next status update, which only wakes it to send one in time, and to now
+// when ctx ends. A timed-out receive leaves the connection usable.
 func (s *stream) receive(ctx context.Context) error {
+	conn := s.conn.Conn()
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetReadDeadline(time.Now()) })
+	defer stop()
 	s.nextStatus = time.Now().Add(s.cfg.StatusInterval)
+	var deadline time.Time
 	for {
 		if !time.Now().Before(s.nextStatus) {
 			if err := s.sendStatus(); err != nil {
 				return err
 			}
 		}
-		// The deadline only wakes us to send a status update in time;
-		// a timed-out receive leaves the connection usable.
-		rctx, cancel := context.WithDeadline(ctx, s.nextStatus)
-		msg, err := s.conn.ReceiveMessage(rctx)
-		cancel()
+		if !deadline.Equal(s.nextStatus) {
+			deadline = s.nextStatus
+			if err := conn.SetReadDeadline(deadline); err != nil {
+				return lost("postgres: replication stream: %w", err)
+			}
+		}
+		// Checked after setting the deadline: ctx ending before that is
+		// seen here, and after it, its deadline of now wins.
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		msg, err := s.conn.ReceiveMessage(context.Background())
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -286,15 +302,17 @@ func (s *stream) message(ctx context.Context, msg pglogrepl.Message) error {
 	return nil
 }
 
-// commit ends the transaction being received.
+// commit ends the transaction being received and hands its remaining
+// records to Read.
 func (s *stream) commit(ctx context.Context, commit, end pglogrepl.LSN) error {
 	s.acks.committed(commit, end, s.tx.records, s.tx.last)
 	s.tx = nil
-	if h := s.held; h != nil {
-		s.held = nil
-		return s.send(ctx, h.rec, h.pos)
+	if len(s.batch) == 0 {
+		return nil
 	}
-	return nil
+	batch := s.batch
+	s.batch = nil
+	return s.send(ctx, batch, s.end)
 }
 
 // relation records a table's description. pgoutput sends one before the
@@ -510,18 +528,29 @@ func (s *stream) emit(ctx context.Context, r change.Record) error {
 		delete(s.notes, r.Table)
 	}
 	r.Meta = meta
-	prev := s.held
-	s.held = &heldRecord{rec: r, pos: pos}
-	if prev != nil {
-		return s.send(ctx, prev.rec, prev.pos)
+	if len(s.batch) == handoffSize {
+		// Hand over all but the latest record, which waits for the
+		// next record or the commit.
+		batch := s.batch[: handoffSize-1 : handoffSize-1]
+		s.batch = append(make([]change.Record, 0, handoffSize), s.batch[handoffSize-1])
+		if err := s.send(ctx, batch, s.prev); err != nil {
+			return err
+		}
 	}
+	if s.batch == nil {
+		// Room for a small transaction; a large one grows to handoffSize.
+		s.batch = make([]change.Record, 0, 16)
+	}
+	s.batch = append(s.batch, r)
+	s.prev, s.end = s.end, pos
 	return nil
 }
 
-// send hands r, at pos, to Read, waiting while its buffer is full.
-func (s *stream) send(ctx context.Context, r change.Record, pos position) error {
+// send hands batch, whose last record is at pos, to Read, waiting while
+// its buffer is full. Read owns batch from then on.
+func (s *stream) send(ctx context.Context, batch []change.Record, pos position) error {
 	select {
-	case s.out <- r:
+	case s.out <- batch:
 		s.sent = pos
 		return nil
 	default:
@@ -531,7 +560,7 @@ func (s *stream) send(ctx context.Context, r change.Record, pos position) error 
 	for {
 		timer := time.NewTimer(time.Until(s.nextStatus))
 		select {
-		case s.out <- r:
+		case s.out <- batch:
 			timer.Stop()
 			s.sent = pos
 			return nil
