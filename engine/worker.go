@@ -17,15 +17,46 @@ type inbox struct {
 	mu     sync.Mutex
 	items  []item
 	closed bool
-	wake   chan struct{} // holds at most one token
+	// want is how many queued items the worker waits for: 1 when it
+	// waits for anything, more while a partial batch waits for its
+	// timer, so that the pushes that do not fill the batch do not wake
+	// it for nothing. The worker sets it in sleep.
+	want int
+	wake chan struct{} // holds at most one token
 }
 
-// push appends items, which the caller may reuse once push returns.
+// push appends items, which the caller may reuse once push returns, and
+// wakes the worker if they make the count it waits for.
 func (b *inbox) push(items []item) {
 	b.mu.Lock()
+	before := len(b.items)
 	b.items = append(b.items, items...)
+	wake := before < b.want && len(b.items) >= b.want
 	b.mu.Unlock()
-	b.signal()
+	if wake {
+		b.signal()
+	}
+}
+
+// peek returns how many items are queued, the arrival time of the first
+// of them (when there is one) and whether the inbox is closed.
+func (b *inbox) peek() (n int, first int64, closed bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.items) > 0 {
+		first = b.items[0].at
+	}
+	return len(b.items), first, b.closed
+}
+
+// sleep sets the count of queued items that wakes the worker, and
+// reports whether the worker may wait: false if that many are queued
+// already or the inbox is closed.
+func (b *inbox) sleep(want int) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.want = want
+	return len(b.items) < want && !b.closed
 }
 
 // close tells the worker no more items will come.
@@ -81,7 +112,7 @@ type worker struct {
 func newWorker(p *Pipeline) *worker {
 	return &worker{
 		p:        p,
-		inbox:    inbox{wake: make(chan struct{}, 1)},
+		inbox:    inbox{want: 1, wake: make(chan struct{}, 1)},
 		co:       newCoalescer(p.cfg.BatchSize),
 		written:  newCounterCache(p.metrics.written),
 		failed:   newCounterCache(p.metrics.failed),
@@ -108,15 +139,17 @@ func (w *worker) run(ctx context.Context) {
 	timer.Stop()
 	defer timer.Stop()
 	for {
-		var closed bool
 		if start > 0 && start >= len(pending)/2 {
 			// Compact once half is written, so copying stays O(1) per record.
 			n := copy(pending, pending[start:])
 			clear(pending[n:])
 			pending, start = pending[:n], 0
 		}
-		pending, closed = w.inbox.take(pending)
-		n := len(pending) - start
+		// Queued items stay in the inbox until a batch is due, so that
+		// pushes meanwhile need not wake the worker.
+		queued, first, closed := w.inbox.peek()
+		held := len(pending) - start
+		n := held + queued
 		if n == 0 && closed {
 			return
 		}
@@ -124,8 +157,14 @@ func (w *worker) run(ctx context.Context) {
 		var wait time.Duration = -1
 		worked := false
 		if n > 0 {
-			age := time.Duration(now - pending[start].at)
+			oldest := first
+			if held > 0 {
+				oldest = pending[start].at
+			}
+			age := time.Duration(now - oldest)
 			if n >= cfg.BatchSize || closed || age >= cfg.BatchWait {
+				pending, _ = w.inbox.take(pending)
+				n = len(pending) - start
 				batch := pending[start : start+min(n, cfg.BatchSize)]
 				if err := w.flushErr(w.flush(ctx, w.divert(batch))); err != nil {
 					return
@@ -148,6 +187,13 @@ func (w *worker) run(ctx context.Context) {
 			}
 		}
 		if worked {
+			continue
+		}
+		want := 1
+		if n > 0 {
+			want = cfg.BatchSize - held
+		}
+		if !w.inbox.sleep(want) {
 			continue
 		}
 		var timeout <-chan time.Time
