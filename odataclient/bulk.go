@@ -100,6 +100,7 @@ func encodeTargets(entitySet, logicalName string, targets []BulkTarget) ([]byte,
 		size += len(t.Body) + len(logicalName) + 96
 	}
 	b := make([]byte, 0, size)
+	var seg []byte // a target's key segment, reused
 	b = append(b, `{"Targets":[`...)
 	for i, t := range targets {
 		body := bytes.TrimSpace(t.Body)
@@ -116,12 +117,22 @@ func encodeTargets(entitySet, logicalName string, targets []BulkTarget) ([]byte,
 			// The key is written as literal text, not percent-encoded:
 			// the value is a JSON string, and the documented examples and
 			// the emulator read it as entityset(key) verbatim.
-			seg, err := t.Key.appendTo(nil)
-			if err != nil {
+			var err error
+			if seg, err = t.Key.appendTo(seg[:0]); err != nil {
 				return nil, fmt.Errorf("target %d: %w", i, err)
 			}
 			b = append(b, `,"@odata.id":`...)
-			b = appendJSONString(b, entitySet+"("+string(seg)+")")
+			if plainJSON(seg) {
+				// The usual case, written without building the string:
+				// the entity set is a checked name, plain too.
+				b = append(b, '"')
+				b = append(b, entitySet...)
+				b = append(b, '(')
+				b = append(b, seg...)
+				b = append(b, ')', '"')
+			} else {
+				b = appendJSONString(b, entitySet+"("+string(seg)+")")
+			}
 		}
 		if rest := bytes.TrimSpace(body[1 : len(body)-1]); len(rest) > 0 {
 			b = append(b, ',')
@@ -131,6 +142,18 @@ func encodeTargets(entitySet, logicalName string, targets []BulkTarget) ([]byte,
 	}
 	b = append(b, "]}"...)
 	return b, nil
+}
+
+// plainJSON reports whether s needs no escaping inside a JSON string as
+// encoding/json writes one: printable ASCII other than '"', '\\' and the
+// HTML characters '<', '>' and '&'.
+func plainJSON(s []byte) bool {
+	for _, c := range s {
+		if c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			return false
+		}
+	}
+	return true
 }
 
 // appendJSONString writes s as a JSON string.

@@ -94,3 +94,22 @@ func TestDOPHint(t *testing.T) {
 		t.Fatalf("DOPHint = %d, want 12", c.DOPHint())
 	}
 }
+
+func TestEncodeTargetsEscapesODataID(t *testing.T) {
+	for _, v := range []string{"A1", `a"b`, `a\b`, "<&>", "é", "tab\there", "\u2028"} {
+		key := Key{Alternate: []KeyPart{{"accountnumber", v}}}
+		b, err := encodeTargets("accounts", "account", []BulkTarget{{Key: &key, Body: []byte(`{}`)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		seg, err := key.appendTo(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, _ := json.Marshal("accounts(" + string(seg) + ")")
+		want := `{"Targets":[{"@odata.type":"Microsoft.Dynamics.CRM.account","@odata.id":` + string(id) + `}]}`
+		if string(b) != want {
+			t.Errorf("key %q:\n got %s\nwant %s", v, b, want)
+		}
+	}
+}
