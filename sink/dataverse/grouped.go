@@ -33,9 +33,14 @@ func (s *Sink) writeGrouped(ctx context.Context, batch []change.Record, errs []e
 	var order []group
 	members := make(map[group][]int)
 	sets := make(map[string]setLookup) // this Write's lookups, failed ones too
+	// The bodies are encoded one after another into one buffer, each a
+	// slice of it, rather than each into a buffer of its own grown from
+	// nothing. A body outlives a reallocation in the old array, which is
+	// never written again.
+	arena := make([]byte, 0, 128*len(batch))
 	for i := range batch {
 		rec := &batch[i]
-		g, p, err := s.prepare(ctx, rec, sets)
+		g, p, err := s.prepare(ctx, rec, sets, &arena)
 		if err != nil {
 			errs[i] = err
 			continue
@@ -65,10 +70,10 @@ func (s *Sink) writeGrouped(ctx context.Context, batch []change.Record, errs []e
 	wg.Wait()
 }
 
-// prepare resolves rec's entity set and key and encodes its body.
-// sets remembers this Write's answers, so that a table whose lookup failed
-// is not asked again for each of its records.
-func (s *Sink) prepare(ctx context.Context, rec *change.Record, sets map[string]setLookup) (group, prepared, error) {
+// prepare resolves rec's entity set and key and encodes its body at the
+// end of *arena. sets remembers this Write's answers, so that a table
+// whose lookup failed is not asked again for each of its records.
+func (s *Sink) prepare(ctx context.Context, rec *change.Record, sets map[string]setLookup, arena *[]byte) (group, prepared, error) {
 	l, ok := sets[rec.Table]
 	if !ok {
 		l.name, l.err = s.sets.lookup(ctx, rec.Table)
@@ -88,11 +93,14 @@ func (s *Sink) prepare(ctx context.Context, rec *change.Record, sets map[string]
 		g.delete = true
 		return g, prepared{key: key}, nil
 	case change.OpInsert, change.OpUpdate, change.OpRead:
-		body, err := appendBody(nil, rec.After)
+		start := len(*arena)
+		buf, err := appendBody(*arena, rec.After)
 		if err != nil {
+			*arena = buf[:start]
 			return group{}, prepared{}, change.Permanent(fmt.Errorf("dataverse sink: %s: %w", rec, err))
 		}
-		return g, prepared{key: key, body: body}, nil
+		*arena = buf
+		return g, prepared{key: key, body: buf[start:len(buf):len(buf)]}, nil
 	}
 	return group{}, prepared{}, change.Permanent(fmt.Errorf("dataverse sink: %s: unknown operation", rec))
 }
