@@ -14,6 +14,15 @@ import (
 // decodeObject reads a JSON object into a row, keeping the order of its
 // members, which is the row's column order.
 func decodeObject(doc []byte) (change.Row, error) {
+	if row, ok := scanObject(doc); ok {
+		return row, nil
+	}
+	return decodeObjectSlow(doc)
+}
+
+// decodeObjectSlow is decodeObject through encoding/json: it reads every
+// object scanObject does not, and says what is wrong with the others.
+func decodeObjectSlow(doc []byte) (change.Row, error) {
 	// Validate first, for a syntax error that says where it is.
 	if err := json.Unmarshal(doc, new(json.RawMessage)); err != nil {
 		return nil, fmt.Errorf("not JSON: %w", err)
