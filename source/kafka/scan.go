@@ -25,7 +25,7 @@ func scanObject(doc []byte) (change.Row, bool) {
 	if !sc.eat('{') {
 		return nil, false
 	}
-	row := make(change.Row, 0, 8)
+	row := make(change.Row, 0, members(sc.s[sc.i:]))
 	sc.space()
 	if sc.eat('}') {
 		return row, sc.end()
@@ -215,6 +215,36 @@ func (sc *scanner) digits() int {
 		sc.i++
 	}
 	return sc.i - start
+}
+
+// members counts the members of the object whose text follows its
+// opening brace in s, by its commas outside strings and nested values:
+// the capacity its row needs. What it counts in text that is not JSON
+// does not matter; scanObject finds the text wrong.
+func members(s string) int {
+	n, depth := 1, 0
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '{', '[':
+			depth++
+		case '}', ']':
+			if depth == 0 {
+				return n
+			}
+			depth--
+		case ',':
+			if depth == 0 {
+				n++
+			}
+		case '"':
+			for i++; i < len(s) && s[i] != '"'; i++ {
+				if s[i] == '\\' {
+					i++
+				}
+			}
+		}
+	}
+	return n
 }
 
 // compositeEnd returns the index just past the object or array that

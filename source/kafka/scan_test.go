@@ -41,6 +41,9 @@ func TestScanObject(t *testing.T) {
 		}
 	}
 	doc := []byte(scanCorpus[0])
+	if row, _ := scanObject(doc); cap(row) != len(row) {
+		t.Errorf("a row of %d columns has room for %d", len(row), cap(row))
+	}
 	if n := testing.AllocsPerRun(100, func() { _, _ = scanObject(doc) }); n > 2 {
 		t.Errorf("scanObject makes %v allocations for a row, want 2", n)
 	}
