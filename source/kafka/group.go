@@ -67,7 +67,9 @@ func (s *Source) begin(gen *kafka.Generation) {
 }
 
 // fetch reads one partition from its assigned offset and hands its
-// messages to Read in offset order, until the generation ends.
+// messages to Read in offset order, until the generation ends. It decodes
+// them too, so that the partitions are decoded in parallel and Read, on
+// the engine's one reading goroutine, only collects them.
 func (s *Source) fetch(ctx context.Context, dialer *kafka.Dialer, gen int32, topic string, p kafka.PartitionAssignment) {
 	r := kafka.NewReader(kafka.ReaderConfig{
 		Brokers:     s.cfg.Connection.Brokers,
@@ -94,8 +96,9 @@ func (s *Source) fetch(ctx context.Context, dialer *kafka.Dialer, gen int32, top
 			}
 			return
 		}
+		f := fetched{gen: gen, partitionKey: partitionKey{m.Topic, m.Partition}, offset: m.Offset, decoded: s.decode(&m)}
 		select {
-		case s.msgs <- fetched{gen: gen, msg: m}:
+		case s.msgs <- f:
 		case <-ctx.Done():
 			return
 		}

@@ -45,6 +45,8 @@ type Source struct {
 
 	commitMu sync.Mutex // serializes commits; taken before mu
 
+	batch []fetched // Read's, reused from one call to the next
+
 	mu       sync.Mutex
 	gen      *kafka.Generation // current generation; nil between two
 	assigned map[partitionKey]bool
@@ -54,10 +56,13 @@ type Source struct {
 	closing  bool
 }
 
-// fetched is a message and the generation whose assignment fetched it.
+// fetched is a message, decoded by the goroutine that fetched it, and the
+// generation whose assignment fetched it.
 type fetched struct {
 	gen int32
-	msg kafka.Message
+	partitionKey
+	offset int64
+	decoded
 }
 
 // New returns an unopened Source. It validates cfg but does not connect.
@@ -187,7 +192,11 @@ func (s *Source) checkTopics(ctx context.Context) error {
 // credentials or ctx ends; other trouble (a broker down, a rebalance) is
 // retried in the background and shows in Healthy.
 func (s *Source) Read(ctx context.Context) ([]change.Record, error) {
-	batch := make([]fetched, 0, 16)
+	batch := s.batch[:0]
+	defer func() {
+		clear(batch[:cap(batch)]) // let the records go; the engine holds them now
+		s.batch = batch[:0]
+	}()
 	for {
 		select {
 		case <-ctx.Done():
@@ -214,30 +223,21 @@ func (s *Source) Read(ctx context.Context) ([]change.Record, error) {
 	}
 }
 
-// emit decodes batch and registers what it hands on. Messages fetched by a
+// emit registers what it hands on of batch. Messages fetched by a
 // generation that has ended are dropped: their partitions may belong to
 // another member by now, which reads them from the committed offsets.
 func (s *Source) emit(batch []fetched) []change.Record {
 	recs := make([]change.Record, 0, len(batch))
-	decoded := make([]decoded, len(batch))
-	for i := range batch {
-		decoded[i] = s.decode(&batch[i].msg)
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for i, f := range batch {
+	for i := range batch {
+		f := &batch[i]
 		if s.gen == nil || f.gen != s.gen.ID || s.draining {
 			continue
 		}
-		d := decoded[i]
-		s.queue.add(entry{
-			partitionKey: partitionKey{f.msg.Topic, f.msg.Partition},
-			offset:       f.msg.Offset,
-			gen:          f.gen,
-			skipped:      d.skip,
-		})
-		if !d.skip {
-			recs = append(recs, d.rec)
+		s.queue.add(entry{partitionKey: f.partitionKey, offset: f.offset, gen: f.gen, skipped: f.skip})
+		if !f.skip {
+			recs = append(recs, f.rec)
 		}
 	}
 	return recs
