@@ -194,7 +194,7 @@ func (s *Source) checkTopics(ctx context.Context) error {
 func (s *Source) Read(ctx context.Context) ([]change.Record, error) {
 	batch := s.batch[:0]
 	defer func() {
-		clear(batch[:cap(batch)]) // let the records go; the engine holds them now
+		clear(batch) // let the records go; the engine holds them now
 		s.batch = batch[:0]
 	}()
 	for {
@@ -206,6 +206,7 @@ func (s *Source) Read(ctx context.Context) ([]change.Record, error) {
 		case <-s.closed:
 			return nil, errors.New("kafka source: closed")
 		case f := <-s.msgs:
+			clear(batch) // a previous round's, all skipped or stale
 			batch = append(batch[:0], f)
 		}
 	more:
