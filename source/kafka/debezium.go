@@ -15,6 +15,37 @@ import (
 	"github.com/dvsync/dvsync/change"
 )
 
+// unwrapConnect returns the payload of Kafka Connect's JSON converter
+// envelope ({"schema": ..., "payload": ...}) and its schema, when value is
+// one (wrapped), and value itself otherwise. An envelope of exactly those
+// two members whose schema has been seen before is split without parsing
+// the schema again, which is most of the work of an event.
+func unwrapConnect(value []byte, schemas *schemaCache) (payload json.RawMessage, schema *connectSchema, wrapped bool, err error) {
+	if st, pl, ok := splitConnect(value); ok {
+		if schema, ok = schemas.parse(st); ok {
+			return pl, schema, true, nil
+		}
+	}
+	return unwrapConnectSlow(value)
+}
+
+// unwrapConnectSlow is unwrapConnect through encoding/json, which reads
+// every value and says what is wrong with those that are not JSON.
+func unwrapConnectSlow(value []byte) (payload json.RawMessage, schema *connectSchema, wrapped bool, err error) {
+	var outer struct {
+		Schema  *connectSchema  `json:"schema"`
+		Payload json.RawMessage `json:"payload"`
+		Op      *string         `json:"op"`
+	}
+	if err := json.Unmarshal(value, &outer); err != nil {
+		return nil, nil, false, fmt.Errorf("value: not a JSON object: %w", err)
+	}
+	if outer.Op == nil && outer.Payload != nil {
+		return outer.Payload, outer.Schema, true, nil
+	}
+	return value, nil, false, nil
+}
+
 // dbzEnvelope is a Debezium change event's payload.
 type dbzEnvelope struct {
 	Before json.RawMessage `json:"before"`
@@ -52,7 +83,7 @@ func (s *connectSchema) field(name string) *connectSchema {
 // decodeDebezium reads a Debezium change event. skip is true for events
 // that change no row (Debezium's transaction and heartbeat messages carry
 // no op).
-func decodeDebezium(t *Topic, m *kafka.Message) (rec change.Record, skip bool, err error) {
+func decodeDebezium(t *Topic, m *kafka.Message, schemas *schemaCache) (rec change.Record, skip bool, err error) {
 	if m.Value == nil {
 		// The tombstone Debezium sends after a delete, for compaction.
 		key, err := tombstoneKey(t, m.Key, true)
@@ -61,17 +92,11 @@ func decodeDebezium(t *Topic, m *kafka.Message) (rec change.Record, skip bool, e
 		}
 		return change.Record{Op: change.OpDelete, Key: key}, false, nil
 	}
-	var outer struct {
-		Schema  *connectSchema  `json:"schema"`
-		Payload json.RawMessage `json:"payload"`
-		Op      *string         `json:"op"`
+	payload, schema, wrapped, err := unwrapConnect(m.Value, schemas)
+	if err != nil {
+		return rec, false, err
 	}
-	if err := json.Unmarshal(m.Value, &outer); err != nil {
-		return rec, false, fmt.Errorf("value: not a JSON object: %w", err)
-	}
-	payload, schema := json.RawMessage(m.Value), (*connectSchema)(nil)
-	if outer.Op == nil && outer.Payload != nil {
-		payload, schema = outer.Payload, outer.Schema
+	if wrapped {
 		if isNull(payload) {
 			key, err := tombstoneKey(t, m.Key, true)
 			if err != nil {
@@ -84,6 +109,9 @@ func decodeDebezium(t *Topic, m *kafka.Message) (rec change.Record, skip bool, e
 	dec := json.NewDecoder(bytes.NewReader(payload))
 	dec.UseNumber()
 	if err := dec.Decode(&env); err != nil {
+		if _, _, _, err := unwrapConnectSlow(m.Value); err != nil {
+			return rec, false, err // the same error whether or not the envelope was split
+		}
 		return rec, false, fmt.Errorf("value: not a Debezium envelope: %w", err)
 	}
 	switch env.Op {

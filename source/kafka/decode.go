@@ -72,7 +72,7 @@ func (s *Source) decode(m *kafka.Message) decoded {
 	case FormatJSON:
 		rec, err = decodeJSON(t, m)
 	case FormatDebezium:
-		rec, skip, err = decodeDebezium(t, m)
+		rec, skip, err = decodeDebezium(t, m, &s.schemas)
 	case FormatCloudEvents:
 		rec, err = decodeCloudEvent(t, m)
 	case FormatDataverseEvent:

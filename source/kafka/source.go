@@ -33,6 +33,7 @@ type Source struct {
 	cfg       Config
 	log       *slog.Logger
 	skipUsers map[string]bool
+	schemas   schemaCache // of Debezium events; the fetchers share it
 
 	group  *kafka.ConsumerGroup
 	msgs   chan fetched

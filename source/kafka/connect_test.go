@@ -1,0 +1,97 @@
+package kafka
+
+import (
+	"bytes"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// splitCorpus are envelopes splitConnect splits (the last two have schemas
+// that do not parse, so that unwrapConnect reads them the slow way), and
+// otherCorpus values it must leave to encoding/json.
+var (
+	splitCorpus = []string{
+		`{"schema":{"type":"struct","fields":[{"type":"int32","field":"id"}]},"payload":{"op":"c","after":{"id":1}}}`,
+		` { "payload" : {"op":"d","before":{"id":"}"}} , "schema" : {"type":"struct","name":"a{b"} } `,
+		`{"schema":null,"payload":{"op":"c"}}`,
+		`{"schema":{"type":"struct"},"payload":null}`,
+		`{"schema":{"type":5},"payload":{"op":"c"}}`,
+		`{"schema":{"type" "struct"},"payload":{"op":"c"}}`,
+	}
+	otherCorpus = []string{
+		`{"schema":{"type":"struct"},"payload":{"op":"c"},}`,
+		`{"schema":{"type":"struct"},"payload":{"op":"c"},"op":"c"}`,
+		`{"schema":{"type":"struct"},"schema":{"type":"struct"}}`,
+		`{"schema":{"type":"struct"}}`,
+		`{"sch\u0065ma":{"type":"struct"},"payload":{"op":"c"}}`,
+		`{"Schema":{"type":"struct"},"Payload":{"op":"c"}}`,
+		`{"schema":{"type":"struct"} x,"payload":{"op":"c"}}`,
+		`{"schema":{"type":"struct"},"payload":{"op":"c"}} {}`,
+		`{"schema":{"type":"struct"},"payload":"text"}`,
+		`{"schema":[1],"payload":{"op":"c"}}`,
+		`{"op":"c","after":{"id":1}}`,
+		`[]`, ``, `{`,
+	}
+)
+
+// TestUnwrapConnect checks that whatever unwrapConnect splits, encoding/json
+// reads to the same payload and schema, and that a schema seen before is
+// not parsed again.
+func TestUnwrapConnect(t *testing.T) {
+	for _, v := range splitCorpus {
+		if _, _, ok := splitConnect([]byte(v)); !ok {
+			t.Errorf("splitConnect(%s) did not split it", v)
+		}
+		checkUnwrap(t, v)
+	}
+	for _, v := range otherCorpus {
+		if _, _, ok := splitConnect([]byte(v)); ok {
+			t.Errorf("splitConnect(%s) split it", v)
+		}
+		checkUnwrap(t, v)
+	}
+	var c schemaCache
+	v := []byte(splitCorpus[0])
+	_, s1, _, _ := unwrapConnect(v, &c)
+	_, s2, _, _ := unwrapConnect(bytes.Clone(v), &c)
+	if s1 == nil || s1 != s2 {
+		t.Errorf("the same schema parsed twice: %p, %p", s1, s2)
+	}
+}
+
+// TestDecodeDebeziumSplitPayloadNotJSON checks that an envelope split
+// without validating its payload reports a payload that is not JSON as
+// the slow path does.
+func TestDecodeDebeziumSplitPayloadNotJSON(t *testing.T) {
+	s := decoder(t, Topic{Name: "dbz", Format: FormatDebezium})
+	d := decodeOne(t, s, msg(`{"id":1}`, `{"schema":{"type":"struct"},"payload":{"op":"c",}}`))
+	if reason := d.rec.Meta[MetaDecodeError]; !strings.Contains(reason, "value: not a JSON object: invalid character '}'") {
+		t.Errorf("decode error %q", reason)
+	}
+}
+
+func FuzzUnwrapConnect(f *testing.F) {
+	for _, v := range append(splitCorpus, otherCorpus...) {
+		f.Add(v)
+	}
+	f.Fuzz(checkUnwrap)
+}
+
+func checkUnwrap(t *testing.T, v string) {
+	var c schemaCache
+	payload, schema, wrapped, err := unwrapConnect([]byte(v), &c)
+	slowPayload, slowSchema, slowWrapped, slowErr := unwrapConnectSlow([]byte(v))
+	if _, _, split := splitConnect([]byte(v)); !split || err != nil {
+		return // the slow path's own result
+	}
+	if slowErr != nil {
+		// Only the payload is left unvalidated; decodeDebezium validates
+		// it, and reports the slow path's error when it is not JSON.
+		return
+	}
+	if !wrapped || !slowWrapped || !bytes.Equal(payload, slowPayload) || !reflect.DeepEqual(schema, slowSchema) {
+		t.Fatalf("unwrapConnect(%q) = %s %+v %v, the slow path %s %+v %v",
+			v, payload, schema, wrapped, slowPayload, slowSchema, slowWrapped)
+	}
+}
