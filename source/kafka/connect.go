@@ -55,6 +55,18 @@ func (c *schemaCache) parse(text []byte) (*connectSchema, bool) {
 	return s, true
 }
 
+// connectFirst reports whether value is an object whose first member is
+// named schema or payload, as in Kafka Connect's envelope; a bare
+// Debezium event starts with another.
+func connectFirst(value []byte) bool {
+	first := bytes.TrimLeft(value, " \t\n\r")
+	if len(first) == 0 || first[0] != '{' {
+		return false
+	}
+	first = bytes.TrimLeft(first[1:], " \t\n\r")
+	return bytes.HasPrefix(first, []byte(`"schema"`)) || bytes.HasPrefix(first, []byte(`"payload"`))
+}
+
 // splitConnect returns the texts of the schema and the payload of value
 // when it is Kafka Connect's JSON converter envelope with exactly those
 // two members, in either order, the payload an object or null and the
@@ -63,15 +75,8 @@ func (c *schemaCache) parse(text []byte) (*connectSchema, bool) {
 // being one parsed before, and the payload's by decoding it. For any
 // other value it reports false.
 func splitConnect(value []byte) (schema, payload []byte, ok bool) {
-	// A bare event is told apart by its first member, before the scanner
-	// copies it.
-	first := bytes.TrimLeft(value, " \t\n\r")
-	if len(first) == 0 || first[0] != '{' {
-		return nil, nil, false
-	}
-	first = bytes.TrimLeft(first[1:], " \t\n\r")
-	if !bytes.HasPrefix(first, []byte(`"schema"`)) && !bytes.HasPrefix(first, []byte(`"payload"`)) {
-		return nil, nil, false
+	if !connectFirst(value) {
+		return nil, nil, false // before the scanner copies value
 	}
 	sc := scanner{s: string(value)}
 	sc.space()

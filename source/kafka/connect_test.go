@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"bytes"
+	"encoding/json"
 	"reflect"
 	"strings"
 	"testing"
@@ -93,5 +94,58 @@ func checkUnwrap(t *testing.T, v string) {
 	if !wrapped || !slowWrapped || !bytes.Equal(payload, slowPayload) || !reflect.DeepEqual(schema, slowSchema) {
 		t.Fatalf("unwrapConnect(%q) = %s %+v %v, the slow path %s %+v %v",
 			v, payload, schema, wrapped, slowPayload, slowSchema, slowWrapped)
+	}
+}
+
+// bareCorpus are bare Debezium events bareEnvelope reads, and values it
+// must leave to the slow path.
+var bareCorpus = []string{
+	`{"before":null,"after":{"id":1,"name":"Ann"},"source":{"ts_ms":1700000000123,"schema":"public"},"op":"c","ts_ms":1700000000999}`,
+	`{"before":{"id":2},"after":null,"source":{},"op":"d"}`,
+	`{"op":null,"ts_ms":1}`,
+	`{"ts_ms":1}`,
+	`{"op":"c","payload":{"x":1}}`,
+	`{"OP":"u","After":{"id":1}}`,
+	`{"op":"c","schema":{"type":"struct"},"after":{"id":1}}`,
+	`{"op":"c","schema":"public","after":{"id":1}}`,
+	`{"payload":{"op":"c"}}`,
+	`{"op":5}`, `{"op":"c","ts_ms":1.5}`, `{"op":"c","source":"x"}`, `{"op":"c"} x`, `"c"`, `[1]`,
+}
+
+// TestBareEnvelope checks that whatever bareEnvelope reads, the slow path
+// reads to the same envelope, and that it reads the common events.
+func TestBareEnvelope(t *testing.T) {
+	for i, v := range bareCorpus {
+		if _, ok := bareEnvelope([]byte(v)); ok != (i < 6) {
+			t.Errorf("bareEnvelope(%s) reports %v", v, ok)
+		}
+		checkBare(t, v)
+	}
+}
+
+func FuzzBareEnvelope(f *testing.F) {
+	for _, v := range bareCorpus {
+		f.Add(v)
+	}
+	f.Fuzz(checkBare)
+}
+
+func checkBare(t *testing.T, v string) {
+	env, ok := bareEnvelope([]byte(v))
+	if !ok {
+		return
+	}
+	payload, _, wrapped, err := unwrapConnectSlow([]byte(v))
+	if err != nil || wrapped {
+		t.Fatalf("bareEnvelope(%q) read it; the slow path: wrapped %v, %v", v, wrapped, err)
+	}
+	var slow dbzEnvelope
+	dec := json.NewDecoder(bytes.NewReader(payload))
+	dec.UseNumber()
+	if err := dec.Decode(&slow); err != nil {
+		t.Fatalf("bareEnvelope(%q) read it; the slow path: %v", v, err)
+	}
+	if !reflect.DeepEqual(env, slow) {
+		t.Fatalf("bareEnvelope(%q) = %+v, the slow path %+v", v, env, slow)
 	}
 }

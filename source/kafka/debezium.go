@@ -46,6 +46,33 @@ func unwrapConnectSlow(value []byte) (payload json.RawMessage, schema *connectSc
 	return value, nil, false, nil
 }
 
+// bareEnvelope decodes value in one pass when it is a Debezium envelope
+// without Kafka Connect's wrapper, and reports false for anything else:
+// a wrapper, a value with a schema member, a value encoding/json cannot
+// read. The caller then reads value as unwrapConnect and the envelope's
+// decoder do, which say what is wrong with it.
+func bareEnvelope(value []byte) (dbzEnvelope, bool) {
+	var v struct {
+		Before json.RawMessage `json:"before"`
+		After  json.RawMessage `json:"after"`
+		Op     *string         `json:"op"`
+		TsMs   *int64          `json:"ts_ms"`
+		Source *struct {
+			TsMs *int64 `json:"ts_ms"`
+		} `json:"source"`
+		Schema  json.RawMessage `json:"schema"`
+		Payload json.RawMessage `json:"payload"`
+	}
+	if err := json.Unmarshal(value, &v); err != nil || v.Schema != nil || v.Op == nil && v.Payload != nil {
+		return dbzEnvelope{}, false
+	}
+	env := dbzEnvelope{Before: v.Before, After: v.After, TsMs: v.TsMs, Source: v.Source}
+	if v.Op != nil {
+		env.Op = *v.Op
+	}
+	return env, true
+}
+
 // dbzEnvelope is a Debezium change event's payload.
 type dbzEnvelope struct {
 	Before json.RawMessage `json:"before"`
@@ -92,27 +119,31 @@ func decodeDebezium(t *Topic, m *kafka.Message, schemas *schemaCache) (rec chang
 		}
 		return change.Record{Op: change.OpDelete, Key: key}, false, nil
 	}
-	payload, schema, wrapped, err := unwrapConnect(m.Value, schemas)
-	if err != nil {
-		return rec, false, err
+	env, schema, bare := dbzEnvelope{}, (*connectSchema)(nil), false
+	if !connectFirst(m.Value) {
+		env, bare = bareEnvelope(m.Value)
 	}
-	if wrapped {
-		if isNull(payload) {
+	if !bare {
+		payload, s, wrapped, err := unwrapConnect(m.Value, schemas)
+		if err != nil {
+			return rec, false, err
+		}
+		if wrapped && isNull(payload) {
 			key, err := tombstoneKey(t, m.Key, true)
 			if err != nil {
 				return rec, false, err
 			}
 			return change.Record{Op: change.OpDelete, Key: key}, false, nil
 		}
-	}
-	var env dbzEnvelope
-	dec := json.NewDecoder(bytes.NewReader(payload))
-	dec.UseNumber()
-	if err := dec.Decode(&env); err != nil {
-		if _, _, _, err := unwrapConnectSlow(m.Value); err != nil {
-			return rec, false, err // the same error whether or not the envelope was split
+		dec := json.NewDecoder(bytes.NewReader(payload))
+		dec.UseNumber()
+		if err := dec.Decode(&env); err != nil {
+			if _, _, _, err := unwrapConnectSlow(m.Value); err != nil {
+				return rec, false, err // the same error whether or not the envelope was split
+			}
+			return rec, false, fmt.Errorf("value: not a Debezium envelope: %w", err)
 		}
-		return rec, false, fmt.Errorf("value: not a Debezium envelope: %w", err)
+		schema = s
 	}
 	switch env.Op {
 	case "c":
