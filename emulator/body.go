@@ -115,7 +115,7 @@ func (m *member) decoded() any {
 // takes a direct path over the bytes; invalid input goes to
 // decodeObjectSlow for the error message.
 func decodeObject(data []byte, d *tableDef) ([]member, error) {
-	if !validJSON(data) {
+	if !json.Valid(data) {
 		return decodeObjectSlow(data, d.set)
 	}
 	return decodeValidObject(data, d, nil)
@@ -164,7 +164,7 @@ func decodeValidObject(data []byte, d *tableDef, buf []member) ([]member, error)
 	}
 }
 
-// jsonScan walks a document that validJSON accepted.
+// jsonScan walks a document that json.Valid accepted.
 type jsonScan struct {
 	data []byte
 	i    int
