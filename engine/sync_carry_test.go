@@ -91,6 +91,23 @@ func (w *carryWorld) start() time.Time {
 	return time.Now()
 }
 
+// aDecides has pipeline A read the table's edit pg1|0 and meet
+// Dataverse's start|2 at version 13: the merge pg1|2 is decided and
+// being written to Dataverse.
+func (w *carryWorld) aDecides() Pair {
+	w.t.Helper()
+	a := w.fromSource("pg1", 0, time.Now())
+	if v := w.prepare(w.a, a); v != Write {
+		w.t.Fatalf("the table's change: verdict %v", v)
+	}
+	verdict, err := w.a.Conflict(context.Background(), w.m, a,
+		&change.ConflictError{Current: supplier("start", 2), Version: `W/"13"`})
+	if err != nil || verdict != Write {
+		w.t.Fatalf("A's conflict: %v, %v", verdict, err)
+	}
+	return a
+}
+
 func (v Verdict) String() string { return map[Verdict]string{Write: "write", Done: "done"}[v] }
 
 // Pipeline B decides a conflict and is writing the decision to the
@@ -136,15 +153,7 @@ func TestCarryOverOfADecisionInFlightExpectsItsSourceVersion(t *testing.T) {
 	w := newCarryWorld(t)
 	w.start()
 
-	a := w.fromSource("pg1", 0, time.Now())
-	if v := w.prepare(w.a, a); v != Write {
-		t.Fatalf("the table's change: verdict %v", v)
-	}
-	verdict, err := w.a.Conflict(context.Background(), w.m, a,
-		&change.ConflictError{Current: supplier("start", 2), Version: `W/"13"`})
-	if err != nil || verdict != Write {
-		t.Fatalf("A's conflict: %v, %v", verdict, err)
-	}
+	w.aDecides()
 
 	b := w.fromDataverse("start", 2, "13")
 	if v := w.prepare(w.b, b); v != Write {
@@ -173,15 +182,7 @@ func TestChangesOlderThanADecisionStayOvertaken(t *testing.T) {
 	w := newCarryWorld(t)
 	w.start()
 
-	a := w.fromSource("pg1", 0, time.Now())
-	if v := w.prepare(w.a, a); v != Write {
-		t.Fatalf("the table's change: verdict %v", v)
-	}
-	verdict, err := w.a.Conflict(context.Background(), w.m, a,
-		&change.ConflictError{Current: supplier("start", 2), Version: `W/"13"`})
-	if err != nil || verdict != Write {
-		t.Fatalf("A's conflict: %v, %v", verdict, err)
-	}
+	w.aDecides()
 
 	for _, n := range []string{"10", "12"} {
 		b := w.fromDataverse("start", 7, n)
@@ -205,11 +206,7 @@ func TestALateWriteKeepsALaterDecisionOwed(t *testing.T) {
 	w.start()
 	ctx := context.Background()
 
-	a := w.fromSource("pg1", 0, time.Now())
-	w.prepare(w.a, a)
-	if v, err := w.a.Conflict(ctx, w.m, a, &change.ConflictError{Current: supplier("start", 2), Version: `W/"13"`}); err != nil || v != Write {
-		t.Fatalf("first conflict: %v, %v", v, err)
-	}
+	a := w.aDecides()
 	a.Out.Meta[change.MetaVersion] = `W/"14"`
 	w.synced(w.a, a)
 
