@@ -5,13 +5,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/dvsync/dvsync/internal/freeport"
 )
 
 // daemonProc is a 'dvsync run' child process, as the demo and the
@@ -34,7 +35,7 @@ func spawnDaemon(ctx context.Context, exe, config, logPath string, env []string)
 // spawnDaemonArgs is spawnDaemon with the whole command line after exe,
 // which must start a daemon ('run' and its flags).
 func spawnDaemonArgs(ctx context.Context, exe string, args []string, logPath string, env []string) (*daemonProc, error) {
-	httpAddr, err := freeAddr()
+	httpAddr, err := freeport.Loopback()
 	if err != nil {
 		return nil, err
 	}
@@ -103,15 +104,6 @@ func (p *daemonProc) kill() {
 	_ = p.cmd.Process.Kill()
 	err := <-p.done
 	p.done <- err
-}
-
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
 }
 
 func tail(path string, n int) string {

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/dvsync/dvsync/internal/freeport"
 	"github.com/dvsync/dvsync/internal/testenv"
 	"github.com/dvsync/dvsync/odataclient"
 )
@@ -183,13 +183,13 @@ func TestEndToEndFromDataverseWebhooks(t *testing.T) {
 }
 
 // freeLoopbackAddr returns a loopback address whose port was free a moment
-// ago: the emulator's schema names the receiver before dvsync starts it.
+// ago (freeport.Loopback): the emulator's schema names the receiver before dvsync
+// starts it.
 func freeLoopbackAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := freeport.Loopback()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return addr
 }

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/dvsync/dvsync/internal/freeport"
 )
 
 func TestHealthcheckCommand(t *testing.T) {
@@ -19,7 +21,7 @@ func TestHealthcheckCommand(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), `503 Service Unavailable: not ready: pipeline "app" is not running`) {
 		t.Errorf("unready daemon: %v", err)
 	}
-	addr, err := freeAddr()
+	addr, err := freeport.Loopback()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"path/filepath"
 	"strconv"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/dvsync/dvsync/change"
+	"github.com/dvsync/dvsync/internal/freeport"
 	"github.com/dvsync/dvsync/internal/testenv"
 	"github.com/dvsync/dvsync/odataclient"
 	"github.com/dvsync/dvsync/state"
@@ -62,12 +62,10 @@ func hooksSection(url string) string {
 // starts.
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := freeport.Loopback()
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := ln.Addr().String()
-	ln.Close()
 	return addr
 }
 

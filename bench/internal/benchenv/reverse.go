@@ -3,10 +3,10 @@ package benchenv
 import (
 	"context"
 	"fmt"
-	"net"
 	"time"
 
 	"github.com/dvsync/dvsync/engine"
+	"github.com/dvsync/dvsync/internal/freeport"
 	"github.com/dvsync/dvsync/sink"
 	sinkpg "github.com/dvsync/dvsync/sink/postgres"
 	"github.com/dvsync/dvsync/source"
@@ -87,7 +87,7 @@ func startReverse(ctx context.Context, feed InboundFeed, yaml string, dst sink.S
 	var em *Emulator
 	switch feed {
 	case Webhooks:
-		addr, err := freeAddr()
+		addr, err := freeport.Loopback()
 		if err != nil {
 			return nil, err
 		}
@@ -144,13 +144,4 @@ func CompareInbound(ctx context.Context, pg *Postgres, n int) error {
 		return fmt.Errorf("target differs from source: %d rows in %s, want %d; %d with wrong values", count, InboundTable, n, wrong)
 	}
 	return nil
-}
-
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	addr := ln.Addr().String()
-	return addr, ln.Close()
 }
