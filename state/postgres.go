@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -257,10 +258,18 @@ func (s *Postgres) DeleteDeadLetter(ctx context.Context, pipeline string, id uin
 }
 
 // Close waits for connections in use to be returned, closes the pool, and
-// then releases the advisory lock by ending its session.
+// then releases the advisory lock. It unlocks before ending the session:
+// the server drops a session's locks only once its backend has exited,
+// which is after the client hung up, and a process started right after
+// this one returns must find the store free.
 func (s *Postgres) Close() error {
 	s.pool.Close()
-	if err := s.lock.Close(context.Background()); err != nil {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	// A failed unlock (a broken connection) is no error of Close: ending
+	// the session releases the lock all the same, only later.
+	_, _ = s.lock.Exec(ctx, `SELECT pg_advisory_unlock(hashtextextended($1, 0))`, lockName(s.schema))
+	if err := s.lock.Close(ctx); err != nil {
 		return fmt.Errorf("state: close: %w", err)
 	}
 	return nil
