@@ -58,15 +58,7 @@ type biE2E struct {
 func newBiE2E(t *testing.T, via, conflictYAML string) *biE2E {
 	t.Helper()
 	ctx := context.Background()
-	dsn := testenv.NewDatabase(t, testenv.StartPostgres(t))
-	db, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close(context.Background()) })
-	if _, err := db.Exec(ctx, `CREATE TABLE public.suppliers (code text PRIMARY KEY, name text, rating int, changed_at timestamptz)`); err != nil {
-		t.Fatal(err)
-	}
+	dsn, db := suppliersDatabase(t, `code text PRIMARY KEY, name text, rating int, changed_at timestamptz`)
 	var dbName string
 	if err := db.QueryRow(ctx, "SELECT current_database()").Scan(&dbName); err != nil {
 		t.Fatal(err)
@@ -83,10 +75,7 @@ func newBiE2E(t *testing.T, via, conflictYAML string) *biE2E {
 		changes += "    poll: {min_interval: 100ms, max_interval: 300ms}\n"
 	}
 	em := testenv.StartEmulator(t, suppliersSchema("      - {name: cr1_changedat, type: datetime}\n", hooks))
-	dv, err := odataclient.New(odataclient.Options{BaseURL: em.URL, Tokens: odataclient.StaticToken(em.Token)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	dv := personClient(t, em)
 	dir := t.TempDir()
 	writeFile(t, filepath.Join(dir, "mappings", "suppliers.yaml"), fmt.Sprintf(biMapping, conflictYAML))
 	config := filepath.Join(dir, "dvsync.yaml")
@@ -549,10 +538,7 @@ func TestBidirectionalExampleRuns(t *testing.T) {
 	}
 	hook := freeLoopbackAddr(t)
 	em := testenv.StartEmulator(t, strings.Replace(string(schema), "127.0.0.1:8081", hook, 1))
-	dv, err := odataclient.New(odataclient.Options{BaseURL: em.URL, Tokens: odataclient.StaticToken(em.Token)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	dv := personClient(t, em)
 	dir := t.TempDir()
 	env := []string{runAsDvsync + "=1", "PG_DSN=" + dsn, "DATAVERSE_URL=" + em.URL, "DATAVERSE_AUTHORITY=" + em.URL,
 		"DATAVERSE_TENANT=contoso", "DATAVERSE_CLIENT_ID=dvsync-example", "DATAVERSE_CLIENT_SECRET=example-secret",

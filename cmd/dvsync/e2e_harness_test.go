@@ -5,6 +5,11 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/dvsync/dvsync/internal/testenv"
+	"github.com/dvsync/dvsync/odataclient"
 )
 
 // reverseAppUser is the application user dvsync authenticates as in the
@@ -33,6 +38,34 @@ tables:
 ` + extraAttrs + `    keys:
       - {name: cr1_code_key, attributes: [cr1_code]}
 ` + rest + "\n"
+}
+
+// suppliersDatabase creates a database of its own in the test cluster
+// with public.suppliers of the given columns, and returns its DSN and a
+// connection closed when the test ends.
+func suppliersDatabase(t *testing.T, columns string) (string, *pgx.Conn) {
+	t.Helper()
+	dsn := testenv.NewDatabase(t, testenv.StartPostgres(t))
+	db, err := pgx.Connect(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close(context.Background()) })
+	if _, err := db.Exec(context.Background(), "CREATE TABLE public.suppliers ("+columns+")"); err != nil {
+		t.Fatal(err)
+	}
+	return dsn, db
+}
+
+// personClient is a client of the emulator acting as a person, with the
+// static token, not as dvsync's application user.
+func personClient(t *testing.T, em *testenv.Emulator) *odataclient.Client {
+	t.Helper()
+	dv, err := odataclient.New(odataclient.Options{BaseURL: em.URL, Tokens: odataclient.StaticToken(em.Token)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dv
 }
 
 // supplierHooks registers a webhook posting cr1_supplier's creates,

@@ -59,10 +59,7 @@ type kafkaE2E struct {
 func newKafkaE2E(t *testing.T, k *testenv.Kafka, hubs string) *kafkaE2E {
 	t.Helper()
 	em := testenv.StartEmulator(t, suppliersSchema("", productsTable+hubs))
-	dv, err := odataclient.New(odataclient.Options{BaseURL: em.URL, Tokens: odataclient.StaticToken(em.Token)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	dv := personClient(t, em)
 	// Murmur2 places a key as Debezium and dvsync's own sink do, so one
 	// key's messages share a partition and an order.
 	w := &kafka.Writer{Addr: kafka.TCP(k.Addrs...), Balancer: &kafka.Murmur2Balancer{},

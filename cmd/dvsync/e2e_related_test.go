@@ -238,10 +238,7 @@ func newRelatedE2E(t *testing.T) *relatedE2E {
 		t.Fatal(err)
 	}
 	em := testenv.StartEmulator(t, relatedSchema)
-	dv, err := odataclient.New(odataclient.Options{BaseURL: em.URL, Tokens: odataclient.StaticToken(em.Token)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	dv := personClient(t, em)
 	dir := t.TempDir()
 	if err := os.Mkdir(filepath.Join(dir, "mappings"), 0o700); err != nil {
 		t.Fatal(err)

@@ -44,25 +44,13 @@ type reverseE2E struct {
 // mapping direction.
 func newReverseE2E(t *testing.T, direction, hookURL, changes string) *reverseE2E {
 	t.Helper()
-	ctx := context.Background()
-	dsn := testenv.NewDatabase(t, testenv.StartPostgres(t))
-	db, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close(context.Background()) })
-	if _, err := db.Exec(ctx, `CREATE TABLE public.suppliers (code text PRIMARY KEY, name text, rating int)`); err != nil {
-		t.Fatal(err)
-	}
+	dsn, db := suppliersDatabase(t, `code text PRIMARY KEY, name text, rating int`)
 	hooks := ""
 	if hookURL != "" {
 		hooks = supplierHooks(hookURL)
 	}
 	em := testenv.StartEmulator(t, suppliersSchema("", hooks))
-	dv, err := odataclient.New(odataclient.Options{BaseURL: em.URL, Tokens: odataclient.StaticToken(em.Token)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	dv := personClient(t, em)
 	dir := t.TempDir()
 	writeFile(t, filepath.Join(dir, "mappings", "suppliers.yaml"), fmt.Sprintf(suppliersMapping, direction))
 	config := filepath.Join(dir, "dvsync.yaml")

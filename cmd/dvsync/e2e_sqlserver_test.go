@@ -50,10 +50,7 @@ func newSQLServerE2EWith(t *testing.T, mappings, changes string) *sqlserverE2E {
 		t.Fatal(err)
 	}
 	em := testenv.StartEmulator(t, string(schema))
-	dv, err := odataclient.New(odataclient.Options{BaseURL: em.URL, Tokens: odataclient.StaticToken(em.Token)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	dv := personClient(t, em)
 	dir := t.TempDir()
 	config := filepath.Join(dir, "dvsync.yaml")
 	// The example's connection, polling faster; debug logs show what

@@ -62,10 +62,7 @@ func newE2E(t *testing.T) *e2e {
 		t.Fatal(err)
 	}
 	em := testenv.StartEmulator(t, string(schema))
-	dv, err := odataclient.New(odataclient.Options{BaseURL: em.URL, Tokens: odataclient.StaticToken(em.Token)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	dv := personClient(t, em)
 	dir := t.TempDir()
 	return &e2e{t: t, db: db, dv: dv, dir: dir, env: []string{
 		runAsDvsync + "=1",
