@@ -164,7 +164,7 @@ func (s *Server) collectDelta(ts *tableStore, since int64, withDeletes bool, cur
 		if cur != nil {
 			after = max(after, cur.After)
 		}
-		for _, r := range ts.rows {
+		for r := range ts.rows.all() {
 			if r.version > after {
 				changed = append(changed, deltaEntry{row: r, id: r.id, version: r.version})
 			}

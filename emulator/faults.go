@@ -217,10 +217,7 @@ func (s *Server) reset() {
 			continue // the users are configuration, not data
 		}
 		ts.mu.Lock()
-		clear(ts.rows)
-		for _, idx := range ts.idx {
-			clear(idx)
-		}
+		ts.clearRows()
 		// Deletions before the reset are forgotten, so earlier delta
 		// tokens expire.
 		clear(ts.deleted)

@@ -55,10 +55,10 @@ func (j *journal) rollback(mark int, lock bool) {
 		}
 		if e.after != nil {
 			e.ts.unindex(e.after)
-			delete(e.ts.rows, e.after.id)
+			e.ts.deleteRow(e.after)
 		}
 		if e.before != nil {
-			e.ts.rows[e.before.id] = e.before
+			e.ts.putRow(e.before)
 			e.ts.index(e.before)
 		}
 		id := e.before

@@ -27,15 +27,15 @@ func (r *row) get(a *attrDef) any { return r.vals[a.idx] }
 // etag is the row's weak ETag, W/"<versionnumber>".
 func (r *row) etag() string { return fmt.Sprintf(`W/"%d"`, r.version) }
 
-// tableStore holds the rows of one table and the indexes of its alternate
-// keys. mu guards rows and idx: readers share it, a write holds it
+// tableStore holds the rows of one table, indexed by id and by each
+// alternate key. mu guards rows and idx: readers share it, a write holds it
 // exclusively from its existence checks until the row is stored, which makes
 // each write atomic and unique keys race-free. Tables lock independently.
 type tableStore struct {
 	def  *tableDef
 	mu   sync.RWMutex
-	rows map[uuid.UUID]*row
-	idx  []map[string]uuid.UUID // parallel to def.keys
+	rows rowIndex[uuid.UUID]
+	idx  []rowIndex[string] // parallel to def.keys
 
 	// deleted holds a tombstone per deleted row of a change-tracked
 	// table, for delta queries; floor is the version before which
@@ -64,11 +64,7 @@ type tableStore struct {
 }
 
 func newTableStore(d *tableDef) *tableStore {
-	ts := &tableStore{def: d, rows: map[uuid.UUID]*row{}, deleted: map[uuid.UUID]tombstone{}}
-	for range d.keys {
-		ts.idx = append(ts.idx, map[string]uuid.UUID{})
-	}
-	return ts
+	return &tableStore{def: d, idx: make([]rowIndex[string], len(d.keys)), deleted: map[uuid.UUID]tombstone{}}
 }
 
 // indexKey renders the values of key k in vals (a row's slots); ok is false
@@ -126,7 +122,7 @@ func singleKeyPart(v any) string {
 // find returns the row k addresses, or nil. The caller holds mu.
 func (ts *tableStore) find(k recordKey) *row {
 	if k.key == nil {
-		return ts.rows[k.id]
+		return ts.rows.get(hashID(k.id), k.id)
 	}
 	for i, kd := range ts.def.keys {
 		if kd != k.key {
@@ -136,9 +132,7 @@ func (ts *tableStore) find(k recordKey) *row {
 		if !ok {
 			return nil
 		}
-		if id, ok := ts.idx[i][ik]; ok {
-			return ts.rows[id]
-		}
+		return ts.idx[i].get(hashKey(ik), ik)
 	}
 	return nil
 }
@@ -151,7 +145,7 @@ func (ts *tableStore) checkUnique(vals []any, self uuid.UUID) error {
 		if !ok {
 			continue
 		}
-		if id, taken := ts.idx[i][ik]; taken && id != self {
+		if r := ts.idx[i].get(hashKey(ik), ik); r != nil && r.id != self {
 			return errDuplicateKey(kd.name, kd.attrList())
 		}
 	}
@@ -163,7 +157,8 @@ func (ts *tableStore) checkUnique(vals []any, self uuid.UUID) error {
 // memory. The caller holds mu exclusively.
 func (ts *tableStore) insert(id uuid.UUID, cols []colVal, st stamp) (*row, error) {
 	d := ts.def
-	if _, exists := ts.rows[id]; exists {
+	hid := hashID(id)
+	if ts.rows.get(hid, id) != nil {
 		return nil, errDuplicateID()
 	}
 	r := &row{id: id, version: st.version, vals: make([]any, len(d.attrs))}
@@ -194,7 +189,7 @@ func (ts *tableStore) insert(id uuid.UUID, cols []colVal, st stamp) (*row, error
 		return nil, err
 	}
 	ts.undo.record(ts, nil, r)
-	ts.rows[id] = r
+	ts.rows.put(hid, id, r)
 	ts.index(r)
 	// A row created again under a deleted row's id is a change, not a
 	// delete, to a delta reader.
@@ -227,7 +222,7 @@ func (ts *tableStore) update(old *row, changes []colVal, st stamp) (*row, error)
 		return nil, err
 	}
 	ts.unindex(old)
-	ts.rows[r.id] = r
+	ts.putRow(r)
 	ts.index(r)
 	ts.undo.record(ts, old, r)
 	ts.hooks.commit(ts.undo, runs)
@@ -262,7 +257,7 @@ func (ts *tableStore) remove(r *row, st stamp) error {
 	}
 	ts.undo.record(ts, r, nil)
 	ts.unindex(r)
-	delete(ts.rows, r.id)
+	ts.deleteRow(r)
 	if ts.def.changeTracking {
 		ts.deleted[r.id] = tombstone{version: st.version, at: st.at}
 	}
@@ -276,19 +271,36 @@ type tombstone struct {
 	at      time.Time
 }
 
+// putRow stores r under its id, replacing the row it had.
+func (ts *tableStore) putRow(r *row) { ts.rows.put(hashID(r.id), r.id, r) }
+
+// deleteRow removes the row with r's id.
+func (ts *tableStore) deleteRow(r *row) { ts.rows.remove(hashID(r.id), r.id, r.id) }
+
+// index enters r's alternate keys.
 func (ts *tableStore) index(r *row) {
 	for i, kd := range ts.def.keys {
 		if ik, ok := indexKey(kd, r.vals); ok {
-			ts.idx[i][ik] = r.id
+			ts.idx[i].put(hashKey(ik), ik, r)
 		}
 	}
 }
 
+// unindex removes r's alternate keys, each only while it still points at
+// r's id.
 func (ts *tableStore) unindex(r *row) {
 	for i, kd := range ts.def.keys {
-		if ik, ok := indexKey(kd, r.vals); ok && ts.idx[i][ik] == r.id {
-			delete(ts.idx[i], ik)
+		if ik, ok := indexKey(kd, r.vals); ok {
+			ts.idx[i].remove(hashKey(ik), ik, r.id)
 		}
+	}
+}
+
+// clearRows removes every row and index entry.
+func (ts *tableStore) clearRows() {
+	ts.rows.clear()
+	for i := range ts.idx {
+		ts.idx[i].clear()
 	}
 }
 
@@ -296,8 +308,8 @@ func (ts *tableStore) unindex(r *row) {
 func (ts *tableStore) snapshot() []*row {
 	ts.mu.RLock()
 	defer ts.mu.RUnlock()
-	rows := make([]*row, 0, len(ts.rows))
-	for _, r := range ts.rows {
+	rows := make([]*row, 0, ts.rows.len())
+	for r := range ts.rows.all() {
 		rows = append(rows, r)
 	}
 	return rows
