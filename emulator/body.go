@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/google/uuid"
+	"github.com/valyala/fastjson"
 )
 
 // changeSet is a decoded request body: the columns it sets, in stored form.
@@ -115,11 +116,39 @@ func (m *member) decoded() any {
 // takes a direct path over the bytes; invalid input goes to
 // decodeObjectSlow for the error message.
 func decodeObject(data []byte, d *tableDef) ([]member, error) {
-	if !json.Valid(data) {
+	if !validJSON(data) {
 		return decodeObjectSlow(data, d.set)
 	}
 	return decodeValidObject(data, d, nil)
 }
+
+// validJSON reports whether data is valid JSON, exactly as json.Valid does.
+// fastjson's validator accepts the same grammar (whitespace, escapes,
+// numbers) several times faster, with two gaps that are left to
+// json.Valid: it has no limit on nesting, where encoding/json refuses more
+// than 10,000 levels, and in a string with escapes it misses a control
+// character before the last escape.
+func validJSON(data []byte) bool {
+	if bytes.Count(data, []byte("{"))+bytes.Count(data, []byte("[")) > maxJSONDepth ||
+		bytes.IndexByte(data, '\\') >= 0 && hasControl(data) {
+		return json.Valid(data)
+	}
+	return fastjson.ValidateBytes(data) == nil
+}
+
+// hasControl reports whether data holds a byte below 0x20: whitespace
+// between tokens, or an invalid character in a string.
+func hasControl(data []byte) bool {
+	for _, c := range data {
+		if c < 0x20 {
+			return true
+		}
+	}
+	return false
+}
+
+// maxJSONDepth is encoding/json's limit on nesting.
+const maxJSONDepth = 10000
 
 // decodeValidObject is decodeObject for data already known to be valid JSON.
 // It appends the members to buf[:0], so that a bulk message can decode all

@@ -205,7 +205,7 @@ func simpleKeyURI(d *tableDef, uri []byte) (k *keyDef, val []byte, ok bool) {
 // bulkTargets appends the objects of the body's Targets array to buf, as
 // slices of data. Parameter names are case-sensitive, as in Dataverse.
 func bulkTargets(data []byte, set string, action bulkAction, buf [][]byte) ([][]byte, error) {
-	if !json.Valid(data) {
+	if !validJSON(data) {
 		_, err := decodeObjectSlow(data, set)
 		return nil, err
 	}
