@@ -1,6 +1,7 @@
 package emulator
 
 import (
+	"math"
 	"math/rand/v2"
 	"strconv"
 	"testing"
@@ -12,11 +13,18 @@ import (
 // a map gives, through growth and with hashes that collide often, so that
 // long probe runs and the shifting back on removal are exercised.
 func TestRowIndexMatchesMap(t *testing.T) {
-	for _, spread := range []uint64{1 << 62, 64, 3} {
+	// spread is how many distinct hashes there are (0: no limit), spaced
+	// evenly, so that the runs of a few also wrap around the table's end.
+	for _, spread := range []uint64{0, 64, 3} {
 		var x rowIndex[string]
 		want := map[string]*row{}
 		rnd := rand.New(rand.NewPCG(1, spread))
-		hash := func(k string) uint64 { return hashKey(k) % spread }
+		hash := func(k string) uint64 {
+			if spread == 0 {
+				return hashKey(k)
+			}
+			return hashKey(k) % spread * (math.MaxUint64 / spread)
+		}
 		for step := range 20000 {
 			k := strconv.Itoa(rnd.IntN(2000))
 			switch rnd.IntN(3) {
