@@ -375,6 +375,7 @@ func (s *Server) applyBulk(ts *tableStore, action bulkAction, items []bulkItem, 
 
 func (s *Server) applyBulkLocked(ts *tableStore, action bulkAction, items []bulkItem, by uuid.UUID) ([]uuid.UUID, error) {
 	d := ts.def
+	st := s.newStamper(by)
 	var ids []uuid.UUID
 	if action == bulkCreate {
 		ids = make([]uuid.UUID, 0, len(items))
@@ -386,7 +387,7 @@ func (s *Server) applyBulkLocked(ts *tableStore, action bulkAction, items []bulk
 			if it.cs.id != nil {
 				id = *it.cs.id
 			}
-			r, err := ts.insert(id, it.cs.cols, s.newStamp(by))
+			r, err := ts.insert(id, it.cs.cols, st.next())
 			if err != nil {
 				return nil, err
 			}
@@ -397,25 +398,25 @@ func (s *Server) applyBulkLocked(ts *tableStore, action bulkAction, items []bulk
 				return nil, &apiError{http.StatusNotFound, codeObjectDoesNotExist,
 					fmt.Sprintf("%s With Ids = %s Do Not Exist", upperFirst(d.logical), it.key.id)}
 			}
-			if _, err := ts.update(existing, it.cs.cols, s.newStamp(by)); err != nil {
+			if _, err := ts.update(existing, it.cs.cols, st.next()); err != nil {
 				return nil, err
 			}
 		case bulkUpsert:
 			if !it.keyed {
 				id := newID()
-				if _, err := ts.insert(id, it.cs.cols, s.newStamp(by)); err != nil {
+				if _, err := ts.insert(id, it.cs.cols, st.next()); err != nil {
 					return nil, err
 				}
 				continue
 			}
-			if _, _, err := s.upsertLocked(ts, it.key, &it.cs, nil, false, by); err != nil {
+			if _, _, err := s.upsertLocked(ts, it.key, &it.cs, nil, false, st); err != nil {
 				return nil, err
 			}
 		case bulkDelete:
 			// Elastic tables allow partial success; a row that is not
 			// there is simply not deleted.
 			if r := ts.find(it.key); r != nil {
-				if err := ts.remove(r, s.newStamp(by)); err != nil {
+				if err := ts.remove(r, st.next()); err != nil {
 					return nil, err
 				}
 			}
