@@ -2,7 +2,6 @@ package emulator
 
 import (
 	"fmt"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -19,6 +18,55 @@ type row struct {
 	// id and system columns included); nil is null. A slice rather than a
 	// map keyed by name: one allocation per row, and nothing to hash.
 	vals []any
+}
+
+// newRow returns a row of n empty slots. The row and its slots are one
+// allocation when n fits one of the usual widths, rather than two: a bulk
+// load allocates a row per record, and every allocation is work for the
+// allocator and the collector.
+func newRow(id uuid.UUID, version int64, n int) *row {
+	var r *row
+	switch {
+	case n <= 8:
+		b := new(struct {
+			row
+			slots [8]any
+		})
+		b.vals = b.slots[:n:n]
+		r = &b.row
+	case n <= 12:
+		b := new(struct {
+			row
+			slots [12]any
+		})
+		b.vals = b.slots[:n:n]
+		r = &b.row
+	case n <= 16:
+		b := new(struct {
+			row
+			slots [16]any
+		})
+		b.vals = b.slots[:n:n]
+		r = &b.row
+	case n <= 24:
+		b := new(struct {
+			row
+			slots [24]any
+		})
+		b.vals = b.slots[:n:n]
+		r = &b.row
+	case n <= 32:
+		b := new(struct {
+			row
+			slots [32]any
+		})
+		b.vals = b.slots[:n:n]
+		r = &b.row
+	default:
+		r = &row{vals: make([]any, n)}
+	}
+	r.id, r.version = id, version
+	return r
 }
 
 // get returns the value of column a of r's table; nil when null.
@@ -161,7 +209,7 @@ func (ts *tableStore) insert(id uuid.UUID, cols []colVal, st stamp) (*row, error
 	if ts.rows.get(hid, id) != nil {
 		return nil, errDuplicateID()
 	}
-	r := &row{id: id, version: st.version, vals: make([]any, len(d.attrs))}
+	r := newRow(id, st.version, len(d.attrs))
 	r.vals[d.sys.stateCode.idx] = int64(0)
 	r.vals[d.sys.statusCode.idx] = int64(1)
 	for _, c := range cols {
@@ -203,7 +251,8 @@ func (ts *tableStore) insert(id uuid.UUID, cols []colVal, st stamp) (*row, error
 // as in Dataverse. The caller holds mu exclusively.
 func (ts *tableStore) update(old *row, changes []colVal, st stamp) (*row, error) {
 	d := ts.def
-	r := &row{id: old.id, version: st.version, vals: slices.Clone(old.vals)}
+	r := newRow(old.id, st.version, len(old.vals))
+	copy(r.vals, old.vals)
 	for _, c := range changes {
 		if c.v == nil && c.attr.required {
 			return nil, errRequired(c.attr)
