@@ -95,6 +95,9 @@ type member struct {
 	value any    // the value, unless kind says it is in raw
 	raw   []byte // a string's contents or a number's literal
 	kind  byte   // '"' (string) or '0' (number) when the value is in raw; else 0
+	// attr, when set, is the column the name denotes (see attrDef.plain),
+	// found by the direct decoder.
+	attr *attrDef
 }
 
 // decoded returns the member's value: string, json.Number, bool, nil,
@@ -174,7 +177,7 @@ func decodeValidObject(data []byte, d *tableDef, buf []member) ([]member, error)
 			p.i++
 			p.skipSpace()
 		}
-		name, err := p.name(d)
+		name, attr, err := p.name(d)
 		if err != nil {
 			return nil, errPayload(set, fmt.Sprintf("Invalid JSON. %v", err))
 		}
@@ -182,14 +185,14 @@ func decodeValidObject(data []byte, d *tableDef, buf []member) ([]member, error)
 		p.i++ // ':'
 		p.skipSpace()
 		if raw, kind := p.rawValue(); kind != 0 {
-			members = append(members, member{name: name, raw: raw, kind: kind})
+			members = append(members, member{name: name, raw: raw, kind: kind, attr: attr})
 			continue
 		}
 		v, err := p.value()
 		if err != nil {
 			return nil, errPayload(set, fmt.Sprintf("Invalid JSON. %v", err))
 		}
-		members = append(members, member{name: name, value: v})
+		members = append(members, member{name: name, value: v, attr: attr})
 	}
 }
 
@@ -242,30 +245,36 @@ func (p *jsonScan) str() (string, error) {
 
 // name reads a member name. The names of d's columns and the annotations
 // every bulk target carries are returned as the strings d already holds,
-// since a bulk message would otherwise allocate each of them once per row.
-func (p *jsonScan) name(d *tableDef) (string, error) {
+// since a bulk message would otherwise allocate each of them once per row;
+// attr is the column a plain column name denotes, so that the change set
+// need not look it up again.
+func (p *jsonScan) name(d *tableDef) (name string, attr *attrDef, err error) {
 	start := p.i
 	for p.i++; p.i < len(p.data); p.i++ {
 		switch p.data[p.i] {
 		case '\\':
 			p.i = start
-			return p.str()
+			name, err := p.str()
+			return name, nil, err
 		case '"':
 			p.i++
 			b := p.data[start+1 : p.i-1]
 			if a, ok := d.byProp[string(b)]; ok && a.prop == string(b) {
-				return a.prop, nil
+				if a.plain {
+					return a.prop, a, nil
+				}
+				return a.prop, nil, nil
 			}
 			switch string(b) {
 			case "@odata.type":
-				return "@odata.type", nil
+				return "@odata.type", nil, nil
 			case "@odata.id":
-				return "@odata.id", nil
+				return "@odata.id", nil, nil
 			}
-			return string(b), nil
+			return string(b), nil, nil
 		}
 	}
-	return "", io.ErrUnexpectedEOF
+	return "", nil, io.ErrUnexpectedEOF
 }
 
 // rawValue reads a string without escapes (its contents, kind '"') or a
@@ -397,6 +406,9 @@ func decodeObjectSlow(data []byte, set string) ([]member, error) {
 
 // add decodes member m of a body for table d into the change set.
 func (cs *changeSet) add(d *tableDef, m *member) error {
+	if m.attr != nil {
+		return cs.addColumn(d, m.attr, m)
+	}
 	name := m.name
 	if name == "@odata.type" && m.kind == '"' {
 		// On every target of a bulk message: compared without building
@@ -464,6 +476,11 @@ func (cs *changeSet) add(d *tableDef, m *member) error {
 	if !ok {
 		return errPayload(d.set, fmt.Sprintf("The property '%s' does not exist on type '%s'. Make sure to only use property names that are defined by the type or mark the type as open type.", name, d.typeName()))
 	}
+	return cs.addColumn(d, a, m)
+}
+
+// addColumn decodes member m, which names column a, into the change set.
+func (cs *changeSet) addColumn(d *tableDef, a *attrDef, m *member) error {
 	switch {
 	case a.typ == tLookup:
 		return errPayload(d.set, "CRM do not support direct update of Entity Reference properties, Use Navigation properties instead.")

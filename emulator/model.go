@@ -94,6 +94,10 @@ type attrDef struct {
 	readOnly  bool // maintained by the emulator; ignored in request bodies
 	system    bool
 	idx       int // position in its table's attrs, and so its slot in a row
+	// plain tells that a body member named prop is this column and
+	// nothing else (no navigation property of the table has the name, and
+	// it holds no '@'), so the direct decoder can resolve it once.
+	plain bool
 }
 
 // navProp is one single-valued navigation property of a lookup column.
@@ -272,8 +276,13 @@ func (d *tableDef) add(a *attrDef) {
 		a.prop = "_" + a.name + "_value"
 		for i, nav := range a.navs {
 			d.navs[nav] = navProp{attr: a, target: a.targets[i]}
+			if shadowed, ok := d.byProp[nav]; ok {
+				shadowed.plain = false
+			}
 		}
 	}
+	_, isNav := d.navs[a.prop]
+	a.plain = !isNav && !strings.Contains(a.prop, "@")
 	a.idx = len(d.attrs)
 	d.attrs = append(d.attrs, a)
 	if a.required {
