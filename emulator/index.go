@@ -11,14 +11,15 @@ import (
 
 // rowIndex maps keys (a row id, or the rendering of an alternate key's
 // values) to rows: open addressing with linear probing, each slot holding
-// the key, its hash and the row.
+// the row and its key's hash; the key itself is the row's, found by keyOf.
 //
 // It replaces a Go map because a table only grows during a bulk load and
 // the map's growth was a fifth of the emulator's CPU per row: splitting a
 // map rehashes every key, which for string keys reads each string where
 // the row stored it. Here a slot keeps its key's hash, so growing copies
-// slots without touching the keys, and a lookup compares a row's key only
-// when the full 64-bit hashes agree. A key's home slot is taken from the
+// slots of 16 bytes without touching the keys or rows, and a lookup
+// derives a row's key only when the full 64-bit hashes agree, which all
+// but never happens for another key. A key's home slot is taken from the
 // top bits of its hash, so that doubling the table sends the slots of one
 // stretch of the old table to one stretch of the new: growing writes
 // memory nearly in order instead of at random. Deletion shifts the
@@ -27,15 +28,22 @@ import (
 //
 // A rowIndex is not safe for concurrent use; the table's lock guards it.
 type rowIndex[K comparable] struct {
-	slots []indexSlot[K] // len is zero or a power of two
-	shift uint8          // 64 - log2(len(slots)): home is hash >> shift
+	slots []indexSlot // len is zero or a power of two
+	shift uint8       // 64 - log2(len(slots)): home is hash >> shift
 	n     int
+	// keyOf returns the key under which r is indexed; it is the function
+	// the caller derives k from for get, put and remove.
+	keyOf func(r *row) K
 }
 
-type indexSlot[K comparable] struct {
+type indexSlot struct {
 	hash uint64
-	key  K
 	r    *row // nil for an empty slot
+}
+
+// holds reports whether slot s holds key k of hash h.
+func (x *rowIndex[K]) holds(s *indexSlot, h uint64, k K) bool {
+	return s.hash == h && x.keyOf(s.r) == k
 }
 
 // minIndexSlots is the smallest table a first insert allocates.
@@ -55,7 +63,7 @@ func (x *rowIndex[K]) get(h uint64, k K) *row {
 		if s.r == nil {
 			return nil
 		}
-		if s.hash == h && s.key == k {
+		if x.holds(s, h, k) {
 			return s.r
 		}
 	}
@@ -71,11 +79,11 @@ func (x *rowIndex[K]) put(h uint64, k K, r *row) {
 	for i := h >> x.shift; ; i = (i + 1) & mask {
 		s := &x.slots[i]
 		if s.r == nil {
-			*s = indexSlot[K]{hash: h, key: k, r: r}
+			*s = indexSlot{hash: h, r: r}
 			x.n++
 			return
 		}
-		if s.hash == h && s.key == k {
+		if x.holds(s, h, k) {
 			s.r = r
 			return
 		}
@@ -85,7 +93,7 @@ func (x *rowIndex[K]) put(h uint64, k K, r *row) {
 // grow doubles the table, placing each slot by its stored hash.
 func (x *rowIndex[K]) grow() {
 	old := x.slots
-	x.slots = make([]indexSlot[K], max(minIndexSlots, 2*len(old)))
+	x.slots = make([]indexSlot, max(minIndexSlots, 2*len(old)))
 	x.shift = uint8(64 - bits.TrailingZeros(uint(len(x.slots))))
 	mask := uint64(len(x.slots) - 1)
 	for _, s := range old {
@@ -113,7 +121,7 @@ func (x *rowIndex[K]) remove(h uint64, k K, id uuid.UUID) bool {
 		if s.r == nil {
 			return false
 		}
-		if s.hash == h && s.key == k {
+		if x.holds(s, h, k) {
 			if s.r.id != id {
 				return false
 			}
@@ -134,7 +142,7 @@ func (x *rowIndex[K]) remove(h uint64, k K, id uuid.UUID) bool {
 			i = j
 		}
 	}
-	x.slots[i] = indexSlot[K]{}
+	x.slots[i] = indexSlot{}
 	x.n--
 	return true
 }

@@ -16,7 +16,7 @@ func TestRowIndexMatchesMap(t *testing.T) {
 	// spread is how many distinct hashes there are (0: no limit), spaced
 	// evenly, so that the runs of a few also wrap around the table's end.
 	for _, spread := range []uint64{0, 64, 3} {
-		var x rowIndex[string]
+		x := rowIndex[string]{keyOf: func(r *row) string { return r.vals[0].(string) }}
 		want := map[string]*row{}
 		rnd := rand.New(rand.NewPCG(1, spread))
 		hash := func(k string) uint64 {
@@ -29,7 +29,7 @@ func TestRowIndexMatchesMap(t *testing.T) {
 			k := strconv.Itoa(rnd.IntN(2000))
 			switch rnd.IntN(3) {
 			case 0, 1:
-				r := &row{id: uuid.New()}
+				r := &row{id: uuid.New(), vals: []any{k}}
 				x.put(hash(k), k, r)
 				want[k] = r
 			case 2:

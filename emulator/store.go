@@ -112,7 +112,16 @@ type tableStore struct {
 }
 
 func newTableStore(d *tableDef) *tableStore {
-	return &tableStore{def: d, idx: make([]rowIndex[string], len(d.keys)), deleted: map[uuid.UUID]tombstone{}}
+	ts := &tableStore{def: d, idx: make([]rowIndex[string], len(d.keys)), deleted: map[uuid.UUID]tombstone{}}
+	ts.rows.keyOf = func(r *row) uuid.UUID { return r.id }
+	for i, k := range d.keys {
+		// Only rows with a key are indexed under it (see indexKey).
+		ts.idx[i].keyOf = func(r *row) string {
+			ik, _ := indexKey(k, r.vals)
+			return ik
+		}
+	}
+	return ts
 }
 
 // indexKey renders the values of key k in vals (a row's slots); ok is false
