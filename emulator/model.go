@@ -93,7 +93,12 @@ type attrDef struct {
 	required  bool // RequiredLevel ApplicationRequired
 	readOnly  bool // maintained by the emulator; ignored in request bodies
 	system    bool
-	idx       int // position in its table's attrs, and so its slot in a row
+	// idx is the column's slot in a row's vals, or -1 for a column a row
+	// keeps outside them (see stampCol).
+	idx int
+	// stamp tells which of a write's stamps the column is: such columns
+	// are not stored per row but shared (see row.created).
+	stamp stampCol
 	// plain tells that a body member named prop is this column and
 	// nothing else (no navigation property of the table has the name, and
 	// it holds no '@'), so the direct decoder can resolve it once.
@@ -130,7 +135,19 @@ type tableDef struct {
 	required       []*attrDef // columns every row must have
 	sys            sysAttrs
 	qualified      string // typeName, built once: every bulk target names it
+	slots          int    // the length of a row's vals
 }
+
+// stampCol names the columns a write's stamp sets.
+type stampCol uint8
+
+const (
+	notStamp stampCol = iota
+	stampCreatedOn
+	stampModifiedOn
+	stampCreatedBy
+	stampModifiedBy
+)
 
 // sysAttrs are the columns every table has and every write sets, resolved
 // once so that a write finds their slots without a name lookup.
@@ -213,11 +230,11 @@ func compileSchema(s *Schema) ([]*tableDef, error) {
 		}
 		d.add(&attrDef{name: "statecode", typ: tState, options: []int{0, 1}, system: true})
 		d.add(&attrDef{name: "statuscode", typ: tStatus, options: []int{1, 2}, system: true})
-		d.add(&attrDef{name: "createdon", typ: tDateTime, readOnly: true, system: true})
-		d.add(&attrDef{name: "modifiedon", typ: tDateTime, readOnly: true, system: true})
+		d.add(&attrDef{name: "createdon", typ: tDateTime, readOnly: true, system: true, stamp: stampCreatedOn})
+		d.add(&attrDef{name: "modifiedon", typ: tDateTime, readOnly: true, system: true, stamp: stampModifiedOn})
 		d.add(&attrDef{name: "versionnumber", typ: tBigInt, readOnly: true, system: true})
-		d.add(&attrDef{name: "createdby", typ: tLookup, targets: []*tableDef{users}, navs: []string{"createdby"}, readOnly: true, system: true})
-		d.add(&attrDef{name: "modifiedby", typ: tLookup, targets: []*tableDef{users}, navs: []string{"modifiedby"}, readOnly: true, system: true})
+		d.add(&attrDef{name: "createdby", typ: tLookup, targets: []*tableDef{users}, navs: []string{"createdby"}, readOnly: true, system: true, stamp: stampCreatedBy})
+		d.add(&attrDef{name: "modifiedby", typ: tLookup, targets: []*tableDef{users}, navs: []string{"modifiedby"}, readOnly: true, system: true, stamp: stampModifiedBy})
 		d.sys = sysAttrs{
 			primaryID: d.byName[d.primaryID], stateCode: d.byName["statecode"], statusCode: d.byName["statuscode"],
 			createdOn: d.byName["createdon"], modifiedOn: d.byName["modifiedon"],
@@ -283,7 +300,11 @@ func (d *tableDef) add(a *attrDef) {
 	}
 	_, isNav := d.navs[a.prop]
 	a.plain = !isNav && !strings.Contains(a.prop, "@")
-	a.idx = len(d.attrs)
+	a.idx = -1
+	if a.stamp == notStamp {
+		a.idx = d.slots
+		d.slots++
+	}
 	d.attrs = append(d.attrs, a)
 	if a.required {
 		d.required = append(d.required, a)

@@ -307,14 +307,14 @@ func newCursor(page int, last *row, order []orderTerm) *pageCursor {
 
 // row rebuilds a comparable row from the cursor.
 func (c *pageCursor) row(d *tableDef, order []orderTerm) *row {
-	r := &row{id: c.ID, vals: make([]any, len(d.attrs))}
+	r := &row{id: c.ID, vals: make([]any, d.slots)}
 	for i, t := range order {
 		if c.Vals[i] == nil {
 			continue
 		}
 		// Values were checked by parseSkipToken.
 		v, _ := parseCursor(t.attr, *c.Vals[i])
-		r.vals[t.attr.idx] = v
+		r.set(t.attr, v)
 	}
 	return r
 }
