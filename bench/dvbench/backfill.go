@@ -109,11 +109,16 @@ func emulatorIngest(ctx context.Context, rows int) (float64, error) {
 // benchThrottled backfills rows rows into an emulator enforcing
 // Dataverse's service protection limits (6,000 requests and 20 minutes of
 // execution time per 5 minutes, 52 concurrent requests), scaled to
-// window. The limit is the rows/s those limits allow at the sink's rows
-// per request.
-func benchThrottled(ctx context.Context, pg *benchenv.Postgres, rows int, window time.Duration) Result {
+// window, with the budgets multiplied by users. The limit is the rows/s
+// those limits allow at the sink's rows per request.
+//
+// Dataverse enforces the limits per user and per web server, so an
+// environment with several of either takes proportionally more; users
+// stands for that, and lets a million rows meet the limits in under a
+// minute instead of eight.
+func benchThrottled(ctx context.Context, pg *benchenv.Postgres, rows int, window time.Duration, users int) Result {
 	r := Result{ID: "throttled", Scenario: "backfill, throttled"}
-	scale := window.Seconds() / (5 * time.Minute).Seconds()
+	scale := float64(users) * window.Seconds() / (5 * time.Minute).Seconds()
 	perWindow := max(1, int(math.Round(6000*scale)))
 	limits := emulator.Limits{
 		Requests:      perWindow,
@@ -166,8 +171,8 @@ func benchThrottled(ctx context.Context, pg *benchenv.Postgres, rows int, window
 	r.detail("429s", float64(st.Throttled), "")
 	r.detail("requests", float64(st.Requests), "")
 	r.detail("requests per row", float64(st.Requests)/float64(rows), "")
-	r.Notes = append(r.Notes, fmt.Sprintf("limits: %d requests and %s of execution time per %s window, 52 concurrent (Dataverse's per 5 minutes, scaled)",
-		limits.Requests, limits.ExecutionTime, window))
+	r.Notes = append(r.Notes, fmt.Sprintf("limits: %d requests and %s of execution time per %s window, 52 concurrent (Dataverse's per 5 minutes, scaled, times %d)",
+		limits.Requests, limits.ExecutionTime, window, users))
 	if _, err := benchenv.Compare(ctx, pg, em); err != nil {
 		return failed(r, err)
 	}

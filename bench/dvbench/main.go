@@ -45,6 +45,7 @@ type sizes struct {
 	SteadyFor     time.Duration
 	ThrottledRows int
 	Window        time.Duration
+	ThrottleScale int
 	Messages      int
 	Inbound       int
 }
@@ -55,6 +56,7 @@ var quickSizes = map[string]string{
 	"changes":         "20000",
 	"steady-duration": "15s",
 	"throttled-rows":  "20000",
+	"throttle-scale":  "1",
 	"messages":        "50000",
 	"inbound":         "1000",
 }
@@ -64,7 +66,7 @@ var quickSizes = map[string]string{
 const maxInbound = 10_000
 
 // sizeFlags are the flags recorded in the JSON report.
-var sizeFlags = []string{"rows", "changes", "txn-rows", "steady-rate", "steady-duration", "throttled-rows", "throttle-window", "messages", "inbound"}
+var sizeFlags = []string{"rows", "changes", "txn-rows", "steady-rate", "steady-duration", "throttled-rows", "throttle-window", "throttle-scale", "messages", "inbound"}
 
 var allScenarios = []string{"backfill", "streaming", "steady", "throttled", "kafka", "inbound", "outbound"}
 
@@ -77,14 +79,16 @@ func main() {
 		return
 	}
 	var s sizes
-	flag.IntVar(&s.Rows, "rows", 300_000, "backfill: rows in the table")
-	flag.IntVar(&s.Changes, "changes", 100_000, "streaming: inserts in each of the two phases")
+	flag.IntVar(&s.Rows, "rows", 1_000_000, "backfill: rows in the table")
+	flag.IntVar(&s.Changes, "changes", 200_000, "streaming: inserts in each of the two phases")
 	flag.IntVar(&s.TxnRows, "txn-rows", 10, "streaming: rows per transaction in the many-small-transactions phase")
 	flag.IntVar(&s.SteadyRate, "steady-rate", 1000, "steady: inserts per second")
 	flag.DurationVar(&s.SteadyFor, "steady-duration", 60*time.Second, "steady: how long to insert")
-	flag.IntVar(&s.ThrottledRows, "throttled-rows", 100_000, "throttled: rows backfilled under service protection limits")
+	flag.IntVar(&s.ThrottledRows, "throttled-rows", 1_000_000, "throttled: rows backfilled under service protection limits")
 	flag.DurationVar(&s.Window, "throttle-window", 2*time.Second,
 		"throttled: the limits' window; Dataverse's 5-minute limits are scaled to it")
+	flag.IntVar(&s.ThrottleScale, "throttle-scale", 10,
+		"throttled: Dataverse's request and execution-time budgets times this, as for that many users or web servers sharing the load")
 	flag.IntVar(&s.Messages, "messages", 200_000, "kafka: messages in the topic")
 	flag.IntVar(&s.Inbound, "inbound", maxInbound, fmt.Sprintf("inbound, outbound: accounts created in Dataverse for each feed (at most %d)", maxInbound))
 	quick := flag.Bool("quick", false, "small sizes, under two minutes in all (flags given explicitly win)")
@@ -115,7 +119,7 @@ func main() {
 		}
 	}
 	if s.Rows < 1 || s.Changes < 1 || s.TxnRows < 1 || s.SteadyRate < 1 || s.SteadyFor <= 0 ||
-		s.ThrottledRows < 1 || s.Window <= 0 || s.Messages < 1 || s.Inbound < 1 {
+		s.ThrottledRows < 1 || s.Window <= 0 || s.ThrottleScale < 1 || s.Messages < 1 || s.Inbound < 1 {
 		fmt.Fprintln(os.Stderr, "dvbench: sizes, rates and durations must be positive")
 		os.Exit(2)
 	}
@@ -208,7 +212,7 @@ func run(rep *Report, s sizes, scenarios []string) error {
 		case "steady":
 			results = []Result{benchSteady(ctx, pg, s.SteadyRate, s.SteadyFor)}
 		case "throttled":
-			results = []Result{benchThrottled(ctx, pg, s.ThrottledRows, s.Window)}
+			results = []Result{benchThrottled(ctx, pg, s.ThrottledRows, s.Window, s.ThrottleScale)}
 		case "kafka":
 			results = []Result{benchKafka(ctx, s.Messages)}
 		case "inbound":
