@@ -172,7 +172,7 @@ func (c *Client) Batch(ctx context.Context, parts []BatchPart, o BatchOptions) (
 		extra[http.CanonicalHeaderKey(k)] = v
 	}
 	extra.Set("Content-Type", "multipart/mixed;boundary="+boundary)
-	r := &request{method: http.MethodPost, url: c.apiString + "$batch", body: body, extra: extra}
+	r := &request{method: http.MethodPost, url: c.apiString + "$batch", body: body, own: true, extra: extra}
 	if o.ContinueOnError {
 		r.prefer = []string{"odata.continue-on-error"}
 	}

@@ -86,6 +86,7 @@ func (c *Client) bulk(ctx context.Context, message, entitySet, logicalName strin
 		method:      http.MethodPost,
 		url:         o.withTag(u),
 		body:        body,
+		own:         true,
 		ifMatch:     o.IfMatch,
 		ifNoneMatch: o.IfNoneMatch,
 		extra:       o.extraHeaders(),

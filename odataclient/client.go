@@ -1,6 +1,7 @@
 package odataclient
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -120,6 +121,10 @@ func defaultHTTPClient() *http.Client {
 	// Generous: a bulk write of a thousand rows can legitimately take
 	// minutes, and the caller's context is the real bound.
 	t.ResponseHeaderTimeout = 5 * time.Minute
+	// Room for a whole bulk request of the usual size, headers and body:
+	// with the default 4 KiB, net/http writes the first 4 KiB, then
+	// copies the rest of each body through a buffer allocated for it.
+	t.WriteBufferSize = 64 << 10
 	return &http.Client{Transport: t}
 }
 
@@ -139,6 +144,9 @@ type request struct {
 	method string
 	url    string // absolute
 	body   []byte // nil: no body
+	// own says body was built for this request and nothing else holds
+	// it, so that it can be lent to net/http without a copy (see lend).
+	own bool
 	// Conditional and preference headers; empty means absent.
 	ifMatch     string
 	ifNoneMatch string
@@ -185,11 +193,10 @@ func (c *Client) doOnce(ctx context.Context, r *request) (response, string, erro
 	}
 	switch {
 	case len(r.body) > 0:
-		g := &bodyGuard{b: r.body}
-		defer g.release()
-		req.Body = g.reader()
-		req.GetBody = func() (io.ReadCloser, error) { return g.reader(), nil }
-		req.ContentLength = int64(len(r.body))
+		body := r.lend()
+		req.Body = io.NopCloser(bytes.NewReader(body))
+		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+		req.ContentLength = int64(len(body))
 	case r.body != nil:
 		req.Body = http.NoBody
 		req.GetBody = func() (io.ReadCloser, error) { return http.NoBody, nil }

@@ -1,6 +1,7 @@
 package odataclient
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -255,19 +256,20 @@ func TestParseRetryAfter(t *testing.T) {
 	}
 }
 
-func TestBodyGuardRefusesReadsAfterRelease(t *testing.T) {
-	buf := []byte(`{"name":"x"}`)
-	g := &bodyGuard{b: buf}
-	r := g.reader()
-	p := make([]byte, 4)
-	if n, err := r.Read(p); n != 4 || err != nil {
-		t.Fatalf("Read = %d, %v", n, err)
+func TestRequestBodyIsTheRequestsOwn(t *testing.T) {
+	caller := []byte(`{"name":"x"}`)
+	r := &request{body: caller}
+	lent := r.lend()
+	if !bytes.Equal(lent, caller) {
+		t.Fatalf("lent %q, want %q", lent, caller)
 	}
-	g.release()
-	if _, err := r.Read(p); !errors.Is(err, errBodyReleased) {
-		t.Fatalf("Read after release: %v, want errBodyReleased", err)
+	caller[2] = 'N' // the caller reuses its buffer once the call returned
+	if string(lent) != `{"name":"x"}` {
+		t.Fatalf("lent body changed with the caller's buffer: %q", lent)
 	}
-	if _, err := g.reader().Read(p); !errors.Is(err, errBodyReleased) {
-		t.Fatalf("new reader after release: %v, want errBodyReleased", err)
+	built := []byte(`{}`)
+	r = &request{body: built, own: true}
+	if lent := r.lend(); &lent[0] != &built[0] {
+		t.Fatal("a body built for the request was copied")
 	}
 }
