@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -259,13 +260,28 @@ func appendString(dst []byte, s string) []byte {
 // accounts(<guid>); any other key is an alternate key,
 // accounts(accountnumber='A1').
 func rowKey(table string, k change.Key) (odataclient.Key, error) {
+	return rowKeyIn(table, k, nil)
+}
+
+// rowKeyIn is rowKey taking the alternate key's parts from the end of
+// *arena (nil: a slice of their own), for the records of one Write to
+// share an array. A part handed out is never written again, even when
+// arena grows into a new array.
+func rowKeyIn(table string, k change.Key, arena *[]odataclient.KeyPart) (odataclient.Key, error) {
 	if len(k) == 0 {
 		return odataclient.Key{}, errors.New("record has no key")
 	}
 	if len(k) == 1 && k[0].Value.Kind() == change.KindUUID && k[0].Name == table+"id" {
 		return odataclient.Key{ID: k[0].Value.String()}, nil
 	}
-	parts := make([]odataclient.KeyPart, len(k))
+	var parts []odataclient.KeyPart
+	if arena == nil {
+		parts = make([]odataclient.KeyPart, len(k))
+	} else {
+		start := len(*arena)
+		*arena = slices.Grow(*arena, len(k))[:start+len(k)]
+		parts = (*arena)[start : start+len(k) : start+len(k)]
+	}
 	for i, c := range k {
 		v, err := keyValue(c.Value)
 		if err != nil {

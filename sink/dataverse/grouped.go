@@ -38,9 +38,10 @@ func (s *Sink) writeGrouped(ctx context.Context, batch []change.Record, errs []e
 	// nothing. A body outlives a reallocation in the old array, which is
 	// never written again.
 	arena := make([]byte, 0, 128*len(batch))
+	parts := make([]odataclient.KeyPart, 0, len(batch)*len(batch[0].Key))
 	for i := range batch {
 		rec := &batch[i]
-		g, p, err := s.prepare(ctx, rec, sets, &arena)
+		g, p, err := s.prepare(ctx, rec, sets, &arena, &parts)
 		if err != nil {
 			errs[i] = err
 			continue
@@ -71,9 +72,10 @@ func (s *Sink) writeGrouped(ctx context.Context, batch []change.Record, errs []e
 }
 
 // prepare resolves rec's entity set and key and encodes its body at the
-// end of *arena. sets remembers this Write's answers, so that a table
-// whose lookup failed is not asked again for each of its records.
-func (s *Sink) prepare(ctx context.Context, rec *change.Record, sets map[string]setLookup, arena *[]byte) (group, prepared, error) {
+// end of *arena, its key's parts at the end of *parts. sets remembers this
+// Write's answers, so that a table whose lookup failed is not asked again
+// for each of its records.
+func (s *Sink) prepare(ctx context.Context, rec *change.Record, sets map[string]setLookup, arena *[]byte, parts *[]odataclient.KeyPart) (group, prepared, error) {
 	l, ok := sets[rec.Table]
 	if !ok {
 		l.name, l.err = s.sets.lookup(ctx, rec.Table)
@@ -83,7 +85,7 @@ func (s *Sink) prepare(ctx context.Context, rec *change.Record, sets map[string]
 	if err != nil {
 		return group{}, prepared{}, classifyLookup(ctx, fmt.Errorf("dataverse sink: entity set of %s: %w", rec.Table, err))
 	}
-	key, err := rowKey(rec.Table, rec.Key)
+	key, err := rowKeyIn(rec.Table, rec.Key, parts)
 	if err != nil {
 		return group{}, prepared{}, change.Permanent(fmt.Errorf("dataverse sink: %s: %w", rec, err))
 	}
