@@ -179,32 +179,48 @@ func (s *Snapshot) readJob(ctx context.Context, rc *pgconn.PgConn, dec *decoder,
 }
 
 // readPage runs one page query and decodes its rows exactly as the stream
-// decodes the same row's columns.
+// decodes the same row's columns. The rows and keys of the page share one
+// array of columns, and each row's text one string: a page's records are
+// handed on, and let go, together.
 func readPage(ctx context.Context, rc *pgconn.PgConn, dec *decoder, st *snapshotTable, sql string, params [][]byte, oids []uint32, size int) (page, error) {
 	pg := page{table: st.name, recs: make([]change.Record, 0, size)}
 	rr := rc.ExecParams(ctx, sql, params, oids, nil, nil)
 	last := make([][]byte, len(st.paging))
+	width := len(st.columns) + len(st.key)
+	var cols []change.Column // the page's rows and keys, allocated as rows arrive
+	var text []byte          // the current row's values, end to end
 	for rr.NextRow() {
 		vals := rr.Values()
 		if len(vals) != len(st.columns) {
 			rr.Close()
 			return pg, fmt.Errorf("postgres: backfill: %s: got %d columns, want %d", st.name, len(vals), len(st.columns))
 		}
-		row := make(change.Row, len(vals))
+		if len(cols) < width {
+			cols = make([]change.Column, width*max(1, size-len(pg.recs)))
+		}
+		row := change.Row(cols[:len(vals):len(vals)])
+		key := change.Key(cols[len(vals):width:width])
+		cols = cols[width:]
+		text = text[:0]
+		for _, data := range vals {
+			text = append(text, data...)
+		}
+		str := string(text)
+		off := 0
 		for i, data := range vals {
 			c := st.columns[i]
 			v := change.Null()
 			if data != nil {
 				var err error
-				if v, err = dec.text(c.typ, data); err != nil {
+				if v, err = dec.textOf(c.typ, data, str[off:off+len(data)]); err != nil {
 					rr.Close()
 					// The value itself stays out: it may be personal data.
 					return pg, fmt.Errorf("postgres: backfill: table %s column %s (type %d): cannot decode value", st.name, c.name, c.typ)
 				}
+				off += len(data)
 			}
 			row[i] = change.Column{Name: c.name, Value: v}
 		}
-		key := make(change.Key, len(st.key))
 		for i, ci := range st.key {
 			key[i] = row[ci]
 		}

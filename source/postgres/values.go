@@ -50,7 +50,13 @@ func (d *decoder) value(typ uint32, col *pglogrepl.TupleDataColumn) (change.Valu
 // text decodes a value from its text form by type OID. Types without a
 // better match keep their text form.
 func (d *decoder) text(typ uint32, data []byte) (change.Value, error) {
-	s := string(data)
+	return d.textOf(typ, data, string(data))
+}
+
+// textOf is text with data's string given by the caller, which must equal
+// string(data): text values share it, so that a caller converting a whole
+// row's bytes at once pays one allocation for all of its columns.
+func (d *decoder) textOf(typ uint32, data []byte, s string) (change.Value, error) {
 	switch typ {
 	case pgtype.BoolOID:
 		switch s {
