@@ -13,9 +13,13 @@ import (
 
 // reader is the read loop's state, reused from one Read to the next.
 type reader struct {
-	p        *Pipeline
-	routed   [][]item // per worker, the records of the current Read
-	key      []byte
+	p      *Pipeline
+	routed [][]item // per worker, the records of the current Read
+	// keys holds the route keys of the records routed since the last
+	// dispatch, end to end, and keyAt where each item's key lies in it:
+	// dispatch converts them to one string that the items' keys share.
+	keys     []byte
+	keyAt    []keySpan
 	dead     []state.DeadLetter
 	deadSeqs []uint64
 	skipSeqs []uint64
@@ -123,17 +127,38 @@ func (r *reader) mapOne(mapper Mapper, seq uint64, at int64, rec *change.Record)
 		}
 		r.skipSeqs = append(r.skipSeqs, seq)
 	default:
-		r.key = appendRouteKey(r.key[:0], &out)
-		w := r.p.workerOf(r.key)
-		r.routed[w] = append(r.routed[w], item{seq: seq, at: at, key: string(r.key), rec: out, src: rec, table: rec.Table})
+		start := len(r.keys)
+		r.keys = appendRouteKey(r.keys, &out)
+		w := r.p.workerOf(r.keys[start:])
+		r.keyAt = append(r.keyAt, keySpan{worker: w, item: len(r.routed[w]), start: start, end: len(r.keys)})
+		r.routed[w] = append(r.routed[w], item{seq: seq, at: at, rec: out, src: rec, table: rec.Table})
 		r.mapped++
 	}
+}
+
+// keySpan places one routed item's key in reader.keys.
+type keySpan struct {
+	worker, item, start, end int
+}
+
+// setKeys gives the routed items their keys, all slices of one string.
+func (r *reader) setKeys() {
+	if len(r.keyAt) == 0 {
+		return
+	}
+	keys := string(r.keys)
+	for _, k := range r.keyAt {
+		r.routed[k.worker][k.item].key = keys[k.start:k.end]
+	}
+	r.keys = r.keys[:0]
+	r.keyAt = r.keyAt[:0]
 }
 
 // dispatch hands what mapOne queued to the workers, marks skipped records
 // done, and stores failed ones as dead letters before marking them done.
 func (r *reader) dispatch(ctx context.Context) error {
 	p := r.p
+	r.setKeys()
 	for w, items := range r.routed {
 		if len(items) > 0 {
 			p.workers[w].inbox.push(items)
