@@ -9,16 +9,33 @@ import (
 )
 
 // ackLoop persists and acks the watermark every AckInterval until ctx
-// ends. Shutdown commits once more after it returns.
+// ends, and as soon as nothing is in flight, but not sooner than
+// AckInterval/4 after the previous commit. Shutdown commits once more
+// after it returns.
 func (p *Pipeline) ackLoop(ctx context.Context) {
 	tick := time.NewTicker(p.cfg.AckInterval)
 	defer tick.Stop()
+	gap := p.cfg.AckInterval / 4
+	soon := time.NewTimer(time.Hour)
+	soon.Stop()
+	defer soon.Stop()
+	var last time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
+		case <-p.tracker.idle:
+			if wait := gap - time.Since(last); wait > 0 {
+				// A commit after the wait covers this one, and any other
+				// idle moment meanwhile.
+				soon.Reset(wait)
+				continue
+			}
+		case <-soon.C:
 		}
+		soon.Stop()
+		last = time.Now()
 		err := p.commit(ctx)
 		switch {
 		case err == nil:

@@ -51,8 +51,12 @@ type Config struct {
 	// (default 50,000).
 	MaxInFlight int
 	// AckInterval is how often the watermark is persisted and acked to
-	// the source when it has moved (default 200ms). It is also done once
-	// at shutdown.
+	// the source when it has moved (default 200ms). When every record
+	// read is done, nothing left in flight, it is done at once instead,
+	// though not sooner than AckInterval/4 after the previous time, so
+	// that a backfill's last rows are acked as soon as they are durable
+	// and a trickle of changes does not save the position for each one.
+	// It is also done once at shutdown.
 	AckInterval time.Duration
 	// MaxRetries is how many times one write is retried after a retryable
 	// failure before the pipeline stops with that failure. Zero retries

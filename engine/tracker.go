@@ -29,6 +29,9 @@ type tracker struct {
 	// holds at most one token.
 	space   chan struct{}
 	waiting bool
+	// idle receives a token, at most one waiting, when the watermark
+	// catches up with every record registered: nothing is in flight.
+	idle chan struct{}
 }
 
 type slot struct {
@@ -43,6 +46,7 @@ func newTracker(limit int) *tracker {
 		mask:  n - 1,
 		limit: uint64(limit),
 		space: make(chan struct{}, 1),
+		idle:  make(chan struct{}, 1),
 	}
 }
 
@@ -106,6 +110,12 @@ func (t *tracker) done(seqs ...uint64) {
 		t.waiting = false
 		select {
 		case t.space <- struct{}{}:
+		default:
+		}
+	}
+	if moved && t.head == t.next {
+		select {
+		case t.idle <- struct{}{}:
 		default:
 		}
 	}
