@@ -161,9 +161,7 @@ func (r *reader) dispatch(ctx context.Context) error {
 	r.setKeys()
 	for w, items := range r.routed {
 		if len(items) > 0 {
-			p.workers[w].inbox.push(items)
-			clear(items)
-			r.routed[w] = items[:0]
+			r.routed[w] = p.workers[w].inbox.push(items)
 		}
 	}
 	p.nMapped.Add(r.mapped)

@@ -25,17 +25,26 @@ type inbox struct {
 	wake chan struct{} // holds at most one token
 }
 
-// push appends items, which the caller may reuse once push returns, and
-// wakes the worker if they make the count it waits for.
-func (b *inbox) push(items []item) {
+// push queues items and wakes the worker if they make the count it waits
+// for. It returns an empty slice for the caller's next items: an empty
+// inbox takes items' array itself instead of copying them, and hands back
+// its own.
+func (b *inbox) push(items []item) []item {
 	b.mu.Lock()
 	before := len(b.items)
-	b.items = append(b.items, items...)
+	if before == 0 {
+		b.items, items = items, b.items[:0]
+	} else {
+		b.items = append(b.items, items...)
+		clear(items)
+		items = items[:0]
+	}
 	wake := before < b.want && len(b.items) >= b.want
 	b.mu.Unlock()
 	if wake {
 		b.signal()
 	}
+	return items
 }
 
 // peek returns how many items are queued, the arrival time of the first
