@@ -178,16 +178,21 @@ func (s *Snapshot) readJob(ctx context.Context, rc *pgconn.PgConn, dec *decoder,
 	}
 }
 
+// slabColumns is how many columns readPage allocates at once: about
+// 32 KiB, the largest the allocator serves from its size classes rather
+// than as a large object of its own.
+const slabColumns = 448
+
 // readPage runs one page query and decodes its rows exactly as the stream
-// decodes the same row's columns. The rows and keys of the page share one
-// array of columns, and each row's text one string: a page's records are
-// handed on, and let go, together.
+// decodes the same row's columns. The rows and keys of the page are cut
+// from shared arrays of columns, and each row's text values share one
+// string: a page's records are handed on, and let go, together.
 func readPage(ctx context.Context, rc *pgconn.PgConn, dec *decoder, st *snapshotTable, sql string, params [][]byte, oids []uint32, size int) (page, error) {
 	pg := page{table: st.name, recs: make([]change.Record, 0, size)}
 	rr := rc.ExecParams(ctx, sql, params, oids, nil, nil)
 	last := make([][]byte, len(st.paging))
 	width := len(st.columns) + len(st.key)
-	var cols []change.Column // the page's rows and keys, allocated as rows arrive
+	var cols []change.Column // room for the next rows and keys
 	var text []byte          // the current row's values, end to end
 	for rr.NextRow() {
 		vals := rr.Values()
@@ -196,7 +201,8 @@ func readPage(ctx context.Context, rc *pgconn.PgConn, dec *decoder, st *snapshot
 			return pg, fmt.Errorf("postgres: backfill: %s: got %d columns, want %d", st.name, len(vals), len(st.columns))
 		}
 		if len(cols) < width {
-			cols = make([]change.Column, width*max(1, size-len(pg.recs)))
+			rows := min(max(1, slabColumns/width), size-len(pg.recs))
+			cols = make([]change.Column, width*max(1, rows))
 		}
 		row := change.Row(cols[:len(vals):len(vals)])
 		key := change.Key(cols[len(vals):width:width])
