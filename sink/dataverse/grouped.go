@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -29,7 +30,14 @@ type group struct {
 // writeGrouped writes batch in requests of up to batchSize records of one
 // table and kind, every chunk in parallel within the concurrency limit.
 func (s *Sink) writeGrouped(ctx context.Context, batch []change.Record, errs []error) {
-	prep := make([]prepared, len(batch))
+	sc, _ := s.scratch.Get().(*writeScratch)
+	if sc == nil {
+		sc = new(writeScratch)
+	}
+	defer s.scratch.Put(sc)
+	defer sc.reset()
+	sc.prep = slices.Grow(sc.prep, len(batch))[:len(batch)]
+	prep := sc.prep
 	var order []group
 	members := make(map[group][]int)
 	sets := make(map[string]setLookup) // this Write's lookups, failed ones too
@@ -37,8 +45,9 @@ func (s *Sink) writeGrouped(ctx context.Context, batch []change.Record, errs []e
 	// slice of it, rather than each into a buffer of its own grown from
 	// nothing. A body outlives a reallocation in the old array, which is
 	// never written again.
-	arena := make([]byte, 0, 128*len(batch))
-	parts := make([]odataclient.KeyPart, 0, len(batch)*len(batch[0].Key))
+	arena := slices.Grow(sc.arena, 128*len(batch))
+	parts := slices.Grow(sc.parts, len(batch)*len(batch[0].Key))
+	defer func() { sc.arena, sc.parts = arena, parts }()
 	for i := range batch {
 		rec := &batch[i]
 		g, p, err := s.prepare(ctx, rec, sets, &arena, &parts)
@@ -69,6 +78,22 @@ func (s *Sink) writeGrouped(ctx context.Context, batch []change.Record, errs []e
 		}
 	}
 	wg.Wait()
+}
+
+// writeScratch is the memory one writeGrouped works in, reused by the
+// next: nothing refers to it once writeGrouped returned, as requests are
+// encoded into buffers of their own.
+type writeScratch struct {
+	prep  []prepared
+	arena []byte                // the records' bodies
+	parts []odataclient.KeyPart // the records' alternate keys
+}
+
+// reset empties sc, letting go of the values its key parts refer to.
+func (sc *writeScratch) reset() {
+	clear(sc.prep)
+	clear(sc.parts)
+	sc.prep, sc.arena, sc.parts = sc.prep[:0], sc.arena[:0], sc.parts[:0]
 }
 
 // prepare resolves rec's entity set and key and encodes its body at the

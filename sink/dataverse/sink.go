@@ -148,6 +148,7 @@ type Sink struct {
 	noBulk    sync.Map // table logical name → struct{}: no UpsertMultiple
 	noBatch   atomic.Bool
 	closed    atomic.Bool
+	scratch   sync.Pool // *writeScratch
 }
 
 // New returns a Sink writing through c. It makes no request; entity set
