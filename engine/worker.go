@@ -9,13 +9,15 @@ import (
 	"github.com/dvsync/dvsync/change"
 )
 
-// inbox is a worker's queue: the reader pushes, the worker takes
-// everything at once. It is unbounded by itself; the tracker's MaxInFlight
+// inbox is a worker's queue: the reader pushes, the worker takes what its
+// next batch needs. It is unbounded by itself; the tracker's MaxInFlight
 // bounds it, so that one slow worker never stalls the reader while the
 // others have work to do.
 type inbox struct {
-	mu     sync.Mutex
-	items  []item
+	mu    sync.Mutex
+	items []item // items[head:] are queued; those before head were taken
+	head  int
+	// closed says no more items will come.
 	closed bool
 	// want is how many queued items the worker waits for: 1 when it
 	// waits for anything, more while a partial batch waits for its
@@ -25,26 +27,19 @@ type inbox struct {
 	wake chan struct{} // holds at most one token
 }
 
-// push queues items and wakes the worker if they make the count it waits
-// for. It returns an empty slice for the caller's next items: an empty
-// inbox takes items' array itself instead of copying them, and hands back
-// its own.
+// push queues a copy of items and wakes the worker if they make the count
+// it waits for. It returns items emptied, for the caller's next ones.
 func (b *inbox) push(items []item) []item {
 	b.mu.Lock()
-	before := len(b.items)
-	if before == 0 {
-		b.items, items = items, b.items[:0]
-	} else {
-		b.items = append(b.items, items...)
-		clear(items)
-		items = items[:0]
-	}
-	wake := before < b.want && len(b.items) >= b.want
+	before := len(b.items) - b.head
+	b.items = append(b.items, items...)
+	wake := before < b.want && before+len(items) >= b.want
 	b.mu.Unlock()
 	if wake {
 		b.signal()
 	}
-	return items
+	clear(items)
+	return items[:0]
 }
 
 // peek returns how many items are queued, the arrival time of the first
@@ -52,10 +47,10 @@ func (b *inbox) push(items []item) []item {
 func (b *inbox) peek() (n int, first int64, closed bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if len(b.items) > 0 {
-		first = b.items[0].at
+	if len(b.items) > b.head {
+		first = b.items[b.head].at
 	}
-	return len(b.items), first, b.closed
+	return len(b.items) - b.head, first, b.closed
 }
 
 // sleep sets the count of queued items that wakes the worker, and
@@ -65,7 +60,7 @@ func (b *inbox) sleep(want int) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.want = want
-	return len(b.items) < want && !b.closed
+	return len(b.items)-b.head < want && !b.closed
 }
 
 // close tells the worker no more items will come.
@@ -83,17 +78,25 @@ func (b *inbox) signal() {
 	}
 }
 
-// take appends the queued items to dst and reports whether the inbox is
-// closed. An empty dst trades buffers with the inbox instead of copying.
-func (b *inbox) take(dst []item) ([]item, bool) {
+// take appends up to limit of the queued items, the oldest first, to dst,
+// and reports whether the inbox is closed. Taking only what a batch needs
+// copies each item once, however long the queue grows while a write is
+// under way, and keeps the worker's buffer the size of a batch.
+func (b *inbox) take(dst []item, limit int) ([]item, bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if len(dst) == 0 {
-		dst, b.items = b.items, dst[:0]
-	} else {
-		dst = append(dst, b.items...)
-		clear(b.items)
-		b.items = b.items[:0]
+	n := min(max(limit, 0), len(b.items)-b.head)
+	dst = append(dst, b.items[b.head:b.head+n]...)
+	clear(b.items[b.head : b.head+n])
+	b.head += n
+	switch {
+	case b.head == len(b.items):
+		b.items, b.head = b.items[:0], 0
+	case b.head >= len(b.items)/2:
+		// Compact once half is taken, so copying stays O(1) per item.
+		k := copy(b.items, b.items[b.head:])
+		clear(b.items[k:])
+		b.items, b.head = b.items[:k], 0
 	}
 	return dst, b.closed
 }
@@ -172,7 +175,7 @@ func (w *worker) run(ctx context.Context) {
 			}
 			age := time.Duration(now - oldest)
 			if n >= cfg.BatchSize || closed || age >= cfg.BatchWait {
-				pending, _ = w.inbox.take(pending)
+				pending, _ = w.inbox.take(pending, cfg.BatchSize-held)
 				n = len(pending) - start
 				batch := pending[start : start+min(n, cfg.BatchSize)]
 				if err := w.flushErr(w.flush(ctx, w.divert(batch))); err != nil {
