@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"time"
 
@@ -32,6 +33,11 @@ type inbox struct {
 func (b *inbox) push(items []item) []item {
 	b.mu.Lock()
 	before := len(b.items) - b.head
+	if len(b.items)+len(items) > cap(b.items) {
+		// Double, where append would grow a long queue by a quarter at a
+		// time, copying it each time, while a backlog builds up.
+		b.items = slices.Grow(b.items, max(len(items), len(b.items)))
+	}
 	b.items = append(b.items, items...)
 	wake := before < b.want && before+len(items) >= b.want
 	b.mu.Unlock()
