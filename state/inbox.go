@@ -13,9 +13,10 @@ import "time"
 //
 //   - entries: opaque byte strings numbered by a sequence that only
 //     grows, read back in that order and removed by InboxAck;
-//   - marks: per (table, id), a version and a deleted flag, which the
-//     source uses to apply each change once and in version order, and
-//     as the set of ids it has seen;
+//   - marks: per (table, id), a version, a deleted flag and the version
+//     of the last change that was not the source's own, which the source
+//     uses to apply each change once and in version order, and as the set
+//     of ids it has seen;
 //   - cursors: named byte strings, such as delta links;
 //   - kept bodies: requests the source refused as malformed, kept for an
 //     operator to inspect.
@@ -38,12 +39,17 @@ type InboxEntry struct {
 // InboxMark is what an inbox remembers about one row.
 type InboxMark struct {
 	Table, ID string
-	// Version is the row's last applied version (Dataverse's
-	// versionnumber); a source may store other ordered numbers under a
-	// table name of its own.
+	// Version is the row's last version accepted (Dataverse's
+	// versionnumber): applied, or the source's own and skipped. A source
+	// may store other ordered numbers under a table name of its own.
 	Version int64
-	// Deleted says the last change applied was a delete.
+	// Deleted says the last change accepted was a delete.
 	Deleted bool
+	// Foreign is the version of the last change applied that was not the
+	// source's own (for Dataverse, not made by dvsync); zero when there
+	// was none. Version is above it when the source's own changes came
+	// later. A mark stored before this field existed reads it as Version.
+	Foreign int64
 }
 
 // InboxWrite is one atomic append to an inbox.

@@ -57,12 +57,33 @@ func markKey(table, id string) []byte {
 	return append(k, id...)
 }
 
+// markValue encodes a mark as its version and deleted flag, followed by
+// its foreign version when that differs from the version: most marks
+// keep the 9 bytes they had before marks had a foreign version.
 func markValue(m *InboxMark) []byte {
-	v := binary.BigEndian.AppendUint64(make([]byte, 0, 9), uint64(m.Version))
+	v := binary.BigEndian.AppendUint64(make([]byte, 0, 17), uint64(m.Version))
 	if m.Deleted {
-		return append(v, 1)
+		v = append(v, 1)
+	} else {
+		v = append(v, 0)
 	}
-	return append(v, 0)
+	if m.Foreign != m.Version {
+		v = binary.BigEndian.AppendUint64(v, uint64(m.Foreign))
+	}
+	return v
+}
+
+// parseMark decodes a markValue into m.
+func parseMark(v []byte, m *InboxMark) bool {
+	if len(v) != 9 && len(v) != 17 {
+		return false
+	}
+	m.Version, m.Deleted = int64(binary.BigEndian.Uint64(v)), v[8] == 1
+	m.Foreign = m.Version
+	if len(v) == 17 {
+		m.Foreign = int64(binary.BigEndian.Uint64(v[9:]))
+	}
+	return true
 }
 
 // InboxAppend writes w to the named inbox in one transaction and returns
@@ -190,11 +211,11 @@ func (s *Bolt) InboxMarks(ctx context.Context, inbox string) ([]InboxMark, error
 		}
 		return b.ForEach(func(k, v []byte) error {
 			table, id, ok := bytes.Cut(k, []byte{0})
-			if !ok || len(v) != 9 {
+			m := InboxMark{Table: string(table), ID: string(id)}
+			if !ok || !parseMark(v, &m) {
 				return fmt.Errorf("malformed mark %q", k)
 			}
-			out = append(out, InboxMark{Table: string(table), ID: string(id),
-				Version: int64(binary.BigEndian.Uint64(v)), Deleted: v[8] == 1})
+			out = append(out, m)
 			return nil
 		})
 	})
@@ -219,7 +240,7 @@ func (s *Bolt) InboxPruneMarks(ctx context.Context, inbox, table string, below i
 		var doomed [][]byte
 		c := b.Cursor()
 		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
-			if len(v) == 9 && int64(binary.BigEndian.Uint64(v)) < below {
+			if len(v) >= 8 && int64(binary.BigEndian.Uint64(v)) < below {
 				doomed = append(doomed, slices.Clone(k))
 			}
 		}

@@ -39,6 +39,7 @@ CREATE TABLE IF NOT EXISTS ` + marks + ` (
 	inbox bytea NOT NULL, tbl bytea NOT NULL, id bytea NOT NULL,
 	version bigint NOT NULL, deleted boolean NOT NULL,
 	PRIMARY KEY (inbox, tbl, id));
+ALTER TABLE ` + marks + ` ADD COLUMN IF NOT EXISTS foreign_version bigint;
 CREATE TABLE IF NOT EXISTS ` + cursors + ` (
 	inbox bytea NOT NULL, name bytea NOT NULL, value bytea NOT NULL,
 	PRIMARY KEY (inbox, name));
@@ -53,9 +54,11 @@ CREATE TABLE IF NOT EXISTS ` + kept + ` (
 		selectEntries: `SELECT seq, entry FROM ` + entries + ` WHERE inbox = $1 AND seq > $2 ORDER BY seq`,
 		selectLimit:   `SELECT seq, entry FROM ` + entries + ` WHERE inbox = $1 AND seq > $2 ORDER BY seq LIMIT $3`,
 		deleteEntries: `DELETE FROM ` + entries + ` WHERE inbox = $1 AND seq <= $2`,
-		upsertMark: `INSERT INTO ` + marks + ` (inbox, tbl, id, version, deleted) VALUES ($1, $2, $3, $4, $5)
-			ON CONFLICT (inbox, tbl, id) DO UPDATE SET version = excluded.version, deleted = excluded.deleted`,
-		selectMarks: `SELECT tbl, id, version, deleted FROM ` + marks + ` WHERE inbox = $1 ORDER BY tbl, id`,
+		upsertMark: `INSERT INTO ` + marks + ` (inbox, tbl, id, version, deleted, foreign_version) VALUES ($1, $2, $3, $4, $5, $6)
+			ON CONFLICT (inbox, tbl, id) DO UPDATE SET version = excluded.version, deleted = excluded.deleted,
+			foreign_version = excluded.foreign_version`,
+		// A mark stored before marks had a foreign version has none.
+		selectMarks: `SELECT tbl, id, version, deleted, coalesce(foreign_version, version) FROM ` + marks + ` WHERE inbox = $1 ORDER BY tbl, id`,
 		pruneMarks:  `DELETE FROM ` + marks + ` WHERE inbox = $1 AND tbl = $2 AND version < $3`,
 		upsertCursor: `INSERT INTO ` + cursors + ` (inbox, name, value) VALUES ($1, $2, $3)
 			ON CONFLICT (inbox, name) DO UPDATE SET value = excluded.value`,
@@ -109,7 +112,7 @@ func (s *Postgres) InboxAppend(ctx context.Context, inbox string, w InboxWrite) 
 			b.Queue(q.insertEntry, name, int64(first)+int64(i), e)
 		}
 		for _, m := range w.Marks {
-			b.Queue(q.upsertMark, name, []byte(m.Table), []byte(m.ID), m.Version, m.Deleted)
+			b.Queue(q.upsertMark, name, []byte(m.Table), []byte(m.ID), m.Version, m.Deleted, m.Foreign)
 		}
 		for c, v := range w.Cursors {
 			if v == nil {
@@ -184,7 +187,7 @@ func (s *Postgres) InboxMarks(ctx context.Context, inbox string) ([]InboxMark, e
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (InboxMark, error) {
 		var m InboxMark
 		var table, id []byte
-		err := r.Scan(&table, &id, &m.Version, &m.Deleted)
+		err := r.Scan(&table, &id, &m.Version, &m.Deleted, &m.Foreign)
 		m.Table, m.ID = string(table), string(id)
 		return m, err
 	})

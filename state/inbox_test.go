@@ -101,3 +101,36 @@ func TestInbox(t *testing.T) {
 		}
 	})
 }
+
+// A mark's foreign version survives a restart, whether it equals the
+// version (the encoding marks had before they had one) or not; a mark
+// stored without one reads it as its version.
+func TestInboxMarkForeignVersion(t *testing.T) {
+	eachStore(t, func(t *testing.T, open opener) {
+		ctx := context.Background()
+		s := open.must(t).(inboxStore)
+		marks := []InboxMark{
+			{Table: "account", ID: "1", Version: 7, Foreign: 3},
+			{Table: "account", ID: "2", Version: 6, Foreign: 6},
+			{Table: "account", ID: "3", Version: 5, Deleted: true},
+		}
+		if _, err := s.InboxAppend(ctx, "in", InboxWrite{Marks: marks}); err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+		s = open.must(t).(inboxStore)
+		got, err := s.InboxMarks(ctx, "in")
+		if err != nil || len(got) != len(marks) || got[0] != marks[0] || got[1] != marks[1] || got[2] != marks[2] {
+			t.Fatalf("marks = %+v, %v; want %+v", got, err, marks)
+		}
+		if pg, ok := s.(*Postgres); ok {
+			if _, err := pg.pool.Exec(ctx, `UPDATE "dvsync state".dvsync_inbox_marks SET foreign_version = NULL WHERE id = '1'`); err != nil {
+				t.Fatal(err)
+			}
+			got, err := s.InboxMarks(ctx, "in")
+			if want := (InboxMark{Table: "account", ID: "1", Version: 7, Foreign: 7}); err != nil || got[0] != want {
+				t.Errorf("a mark without a foreign version reads %+v, %v; want %+v", got[0], err, want)
+			}
+		}
+	})
+}
