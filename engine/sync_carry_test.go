@@ -233,3 +233,34 @@ func TestALateWriteKeepsALaterDecisionOwed(t *testing.T) {
 		t.Errorf("the carry-over expects %q %v, want the row the decision replaced, pg1|5", got, b2.Out.Before)
 	}
 }
+
+// Pipeline A decides a conflict over Dataverse's version 13, and its
+// write of the decision, version 14, is recorded; only then does pipeline
+// B read version 13, which reaches it after dvsync's own 14 (webhooks are
+// posted concurrently). B carries the decision over to the table, on
+// condition that the table still holds what A decided against, and the
+// row is then settled on both sides: nothing more is written.
+func TestAChangeReadAfterTheDecisionOverItCarriesItOver(t *testing.T) {
+	w := newCarryWorld(t)
+	w.start()
+
+	a := w.aDecides()
+	a.Out.Meta[change.MetaVersion] = `W/"14"`
+	w.synced(w.a, a)
+
+	b := w.fromDataverse("start", 2, "13")
+	if v := w.prepare(w.b, b); v != Write || !rowIs(b.Out.After, "pg1", 2) {
+		t.Fatalf("Dataverse's version 13, read after the decision over it: verdict %v, %v; want the decision pg1|2 carried to the table", v, b.Out.After)
+	}
+	if got := b.Out.Meta[change.MetaExpectedVersion]; got != change.ExpectedRow || !rowIs(b.Out.Before, "pg1", 0) {
+		t.Errorf("the carry-over expects %q %v, want the row A decided against, pg1|0", got, b.Out.Before)
+	}
+	w.synced(w.b, b)
+
+	if v := w.prepare(w.b, w.fromDataverse("pg1", 2, "14")); v != Done {
+		t.Errorf("the decision's own version read back from Dataverse: verdict %v, want done", v)
+	}
+	if v := w.prepare(w.a, w.fromSource("pg1", 2, time.Now())); v != Done {
+		t.Errorf("the carried-over decision read back from the table: verdict %v, want done", v)
+	}
+}

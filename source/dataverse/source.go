@@ -19,7 +19,12 @@
 // (a retried delivery, the poller seeing what a webhook brought, a late
 // asynchronous delivery) is dropped. A delete outranks the version it
 // deleted. Changes made by dvsync's own user, or carrying its tag, are
-// dropped the same way, so a two-way sync does not echo its own writes.
+// not stored, so a two-way sync does not echo its own writes; they move
+// the row's version on all the same. A change by someone else that was
+// overtaken by one of dvsync's own, and arrives after it, is still
+// applied if it is later than every other change applied to the row: it
+// is how the pipeline of a two-way mapping learns that dvsync's write
+// decided a conflict over it.
 package dataverse
 
 import (
@@ -358,7 +363,10 @@ func (s *Source) admit(ctx context.Context, cands []candidate, cursors map[strin
 		k := markKey(c.rec.Table, c.id)
 		mark, known := current(k)
 		deleted := c.rec.Op == change.OpDelete
-		next := state.InboxMark{Table: c.rec.Table, ID: c.id, Version: mark.Version, Deleted: deleted}
+		next := state.InboxMark{Table: c.rec.Table, ID: c.id, Version: mark.Version, Deleted: deleted, Foreign: mark.Foreign}
+		if c.hasVersion && !c.echo {
+			next.Foreign = max(mark.Foreign, c.version)
+		}
 		switch {
 		case deleted && known && mark.Deleted:
 			// Deleting a deleted row changes nothing; a later date for
@@ -368,6 +376,10 @@ func (s *Source) admit(ctx context.Context, cands []candidate, cursors map[strin
 				pending[k] = next
 			}
 			continue
+		case c.hasVersion && known && overtaken(c, mark):
+			// Applied late, under dvsync's own newer version, which the
+			// mark keeps.
+			next.Version, next.Deleted = mark.Version, mark.Deleted
 		case c.hasVersion:
 			// A delete outranks the version it deleted: order by
 			// (version, deleted).
@@ -427,6 +439,20 @@ func (s *Source) admit(ctx context.Context, cands []candidate, cursors map[strin
 		}
 	}
 	return len(w.Entries), nil
+}
+
+// overtaken reports whether c, a change by someone other than dvsync, is
+// older than the row's mark only because dvsync's own writes came after
+// it: it is later than the last change applied that was not dvsync's own,
+// and earlier than dvsync's latest version. Dataverse posts webhooks
+// concurrently, so dvsync's write of a conflict decided over a person's
+// edit can arrive first, and a delta query shows only the latest version:
+// the person's edit is still a change to apply, in order after every other
+// change applied, and the pipeline reading it recognises it as overtaken
+// by dvsync's decision. A delete is not: dvsync can write a row after a
+// delete only by creating it anew, under another id.
+func overtaken(c *candidate, mark state.InboxMark) bool {
+	return !c.echo && c.rec.Op != change.OpDelete && c.version > mark.Foreign && c.version < mark.Version
 }
 
 func rank(version int64, deleted bool) int64 {

@@ -147,7 +147,7 @@ func TestWebhookOnceInOrder(t *testing.T) {
 		hookBody("Update", rowID, appUser, 6),
 		hookBody("Update", rowID, person, 7, `"SharedVariables":[{"key":"tag","value":"dvsync"}]`),
 		hookBody("Update", other, person, 1),
-		hookBody("Update", rowID, person, 6), // below dvsync's own 6, 7
+		hookBody("Update", rowID, person, 5), // applied already, below dvsync's own 6, 7
 		hookBody("Delete", rowID, person, 7),
 		hookBody("Delete", rowID, person, 7),
 	} {
@@ -212,6 +212,73 @@ func TestWebhookRestart(t *testing.T) {
 				t.Fatal(status)
 			}
 			again.quiet(1)
+		})
+	}
+}
+
+// A person's edit overtaken by dvsync's own write, whose webhook arrives
+// first, is applied when it arrives, even after a restart; deliveries
+// older than it, or retried, are not, and neither is dvsync's own version
+// delivered again.
+func TestWebhookChangeOvertakenByOwnWrite(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		store func(t *testing.T) func() Store
+	}{
+		{"bolt", func(t *testing.T) func() Store {
+			open, _ := openBolt(t)
+			return func() Store { return open() }
+		}},
+		{"postgres", postgresStore},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			open := tc.store(t)
+			store := open()
+			cfg := webhookConfig("127.0.0.1:0")
+			o := openSource(t, cfg, nil, store, nil)
+			send := func(o *opened, bodies ...[]byte) {
+				t.Helper()
+				for i, b := range bodies {
+					if status, msg := post(t, o.src.Addr().String(), "?code="+hookKey, nil, b); status != http.StatusOK {
+						t.Fatalf("post %d: %d %s", i, status, msg)
+					}
+				}
+			}
+			send(o,
+				hookBody("Update", rowID, person, 10),
+				hookBody("Update", rowID, appUser, 14), // dvsync's write over the person's 13
+				hookBody("Update", rowID, person, 13),  // the person's edit, delivered late
+				hookBody("Update", rowID, person, 13),  // retried
+				hookBody("Update", rowID, person, 12),  // older than the edit applied
+			)
+			got := o.read(2)
+			if got[0].Meta["versionnumber"] != "10" || got[1].Meta["versionnumber"] != "13" || got[1].Op != change.OpUpdate {
+				t.Fatalf("records:%s", describe(got))
+			}
+			o.quiet(5)
+			if err := o.src.Ack(context.Background(), got[1].Position); err != nil {
+				t.Fatal(err)
+			}
+
+			// dvsync writes again; the person's edit it overtook arrives
+			// after a restart.
+			send(o, hookBody("Update", rowID, appUser, 17, `"SharedVariables":[{"key":"tag","value":"dvsync"}]`))
+			o.close()
+			closeStore(t, store)
+			store = open()
+			t.Cleanup(func() { closeStore(t, store) })
+			again := openSource(t, cfg, nil, store, got[1].Position)
+			send(again,
+				hookBody("Update", rowID, person, 16),
+				hookBody("Update", rowID, person, 17), // dvsync's own version, not its user's
+				hookBody("Update", rowID, person, 15),
+				hookBody("Update", rowID, person, 18), // a later edit, in order
+			)
+			later := again.read(2)
+			if later[0].Meta["versionnumber"] != "16" || later[1].Meta["versionnumber"] != "18" {
+				t.Errorf("after restart:%s", describe(later))
+			}
+			again.quiet(4)
 		})
 	}
 }
