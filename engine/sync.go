@@ -87,6 +87,39 @@ type Sync struct {
 	// one pipeline and not yet recorded as synced, for the other
 	// pipeline to carry over meanwhile.
 	deciding map[string]written
+	// superseded holds, by row key, the ETag of dvsync's own write to
+	// Dataverse that carried over a decision a later one replaced before
+	// the write was recorded: Dataverse holding exactly that version holds
+	// nothing of anyone else's, and the later decision may be written
+	// over it.
+	superseded map[string]string
+}
+
+// supersede records etag as dvsync's own write, for key, of a decision
+// since replaced; an empty etag forgets the one recorded.
+func (s *Sync) supersede(key []byte, etag string) {
+	s.flightMu.Lock()
+	defer s.flightMu.Unlock()
+	if etag == "" {
+		delete(s.superseded, string(key))
+		return
+	}
+	if s.superseded == nil {
+		s.superseded = map[string]string{}
+	}
+	s.superseded[string(key)] = etag
+}
+
+// takeSuperseded reports whether etag is dvsync's own write, for key, of
+// a decision since replaced, and forgets it if so.
+func (s *Sync) takeSuperseded(key []byte, etag string) bool {
+	s.flightMu.Lock()
+	defer s.flightMu.Unlock()
+	if etag == "" || s.superseded[string(key)] != etag {
+		return false
+	}
+	delete(s.superseded, string(key))
+	return true
 }
 
 // setDeciding records w, a decision being written.

@@ -264,3 +264,56 @@ func TestAChangeReadAfterTheDecisionOverItCarriesItOver(t *testing.T) {
 		t.Errorf("the carried-over decision read back from the table: verdict %v, want done", v)
 	}
 }
+
+// Pipeline B decides a conflict and, before its write reaches the table,
+// decides again over the table's next edit. Pipeline A has carried the
+// first decision over to Dataverse meanwhile, and that write is recorded
+// only after the second decision. When A carries the second decision
+// over, Dataverse refuses it, holding dvsync's own write of the first:
+// nobody else changed Dataverse, no change will reach B, and the second
+// decision must be written over the first.
+func TestACarryOverRefusedOnlyByAnEarlierOneWritesTheLaterDecision(t *testing.T) {
+	w := newCarryWorld(t)
+	w.start()
+	ctx := context.Background()
+
+	b := w.fromDataverse("start", 2, "13")
+	if v := w.prepare(w.b, b); v != Write {
+		t.Fatalf("Dataverse's change: verdict %v", v)
+	}
+	if v, err := w.b.Conflict(ctx, w.m, b, &change.ConflictError{Current: supplier("pg1", 0)}); err != nil || v != Write {
+		t.Fatalf("B's first conflict: %v, %v", v, err)
+	}
+
+	a1 := w.fromSource("pg1", 0, time.Now())
+	if v := w.prepare(w.a, a1); v != Write || !rowIs(a1.Out.After, "pg1", 2) {
+		t.Fatalf("A carries the first decision over: verdict %v, %v", v, a1.Out.After)
+	}
+
+	if v, err := w.b.Conflict(ctx, w.m, b, &change.ConflictError{Current: supplier("pg2", 0)}); err != nil || v != Write || !rowIs(b.Out.After, "pg2", 2) {
+		t.Fatalf("B's second conflict: %v, %v, %v; want the merge pg2|2", v, err, b.Out.After)
+	}
+	a1.Out.Meta[change.MetaVersion] = `W/"14"`
+	w.synced(w.a, a1) // the first carry-over, recorded after the second decision
+
+	a2 := w.fromSource("pg2", 0, time.Now())
+	if v := w.prepare(w.a, a2); v != Write || !rowIs(a2.Out.After, "pg2", 2) {
+		t.Fatalf("A carries the second decision over: verdict %v, %v", v, a2.Out.After)
+	}
+	v, err := w.a.Conflict(ctx, w.m, a2, &change.ConflictError{Current: supplier("pg1", 2), Version: `W/"14"`})
+	if err != nil || v != Write || !rowIs(a2.Out.After, "pg2", 2) {
+		t.Fatalf("the second carry-over refused by the first: %v, %v, %v; want pg2|2 written again", v, err, a2.Out.After)
+	}
+	if got := a2.Out.Meta[change.MetaExpectedVersion]; got != `W/"14"` {
+		t.Errorf("the second carry-over, again, expects Dataverse at %q, want dvsync's own W/\"14\"", got)
+	}
+	a2.Out.Meta[change.MetaVersion] = `W/"15"`
+	w.synced(w.a, a2)
+	w.synced(w.b, b)
+
+	// Both sides hold pg2|2: Dataverse's version of it, read back, is
+	// settled.
+	if v := w.prepare(w.b, w.fromDataverse("pg2", 2, "15")); v != Done {
+		t.Errorf("Dataverse's version 15 read back: verdict %v, want done", v)
+	}
+}

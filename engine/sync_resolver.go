@@ -413,6 +413,13 @@ func (r *syncResolver) rewrite(m Mapper, p Pair, v conflict.Version) error {
 func (r *syncResolver) Conflict(ctx context.Context, m Mapper, p Pair, cerr *change.ConflictError) (Verdict, error) {
 	in := r.canonical(p)
 	if w, ok := r.recall(p.Out, true); ok {
+		if w.carried && r.side == conflict.Source && r.s.takeSuperseded(w.in.key, cerr.Version) {
+			// Dataverse holds only dvsync's own write of an earlier
+			// decision, which the one carried here replaced: no change
+			// will reach the other pipeline, and this decision is
+			// still owed.
+			return r.carryAgain(ctx, m, p, w.in, cerr.Version)
+		}
 		if w.carried {
 			// The target changed again after the decision this write
 			// carries over. That change reaches the other pipeline,
@@ -537,6 +544,31 @@ func (r *syncResolver) Conflict(ctx context.Context, m Mapper, p Pair, cerr *cha
 	return Write, nil
 }
 
+// carryAgain carries the row's decision over to Dataverse once more, on
+// condition that Dataverse still holds version, dvsync's own write of a
+// decision the row's current one replaced. in is the change read.
+func (r *syncResolver) carryAgain(ctx context.Context, m Mapper, p Pair, in incoming, version string) (Verdict, error) {
+	keys := [][]byte{in.key}
+	unlock := r.s.lock(keys)
+	defer unlock()
+	entries, _, err := r.s.load(ctx, keys)
+	if err != nil {
+		return Write, err
+	}
+	verdict, changed, err := r.carryOver(m, p, &entries[0], &in)
+	if err != nil {
+		return Write, err
+	}
+	if verdict == Write {
+		p.Out.Meta[change.MetaExpectedVersion] = version
+	}
+	r.trace("carry over again", p.Out, &in, &entries[0])
+	if changed {
+		return verdict, r.s.save(ctx, keys, entries)
+	}
+	return verdict, nil
+}
+
 // settleDecision makes w, a decision, the synced state of e: the values,
 // the sides that still lack them, and the source version they replace.
 // in is the change this pipeline read.
@@ -624,7 +656,15 @@ func (r *syncResolver) Synced(ctx context.Context, pairs []Pair) error {
 			// here were that decision's to weigh, and the state it left
 			// (what each side is owed, the versions pending) stands.
 			r.trace("synced after a later decision", outs[i], in, e)
+			if r.side == conflict.Source && w.carried {
+				// The later decision's carry-over will find this
+				// write in Dataverse, and may replace it.
+				r.s.supersede(in.key, outs[i].Meta[change.MetaVersion])
+			}
 			continue
+		}
+		if r.side == conflict.Source {
+			r.s.supersede(in.key, "")
 		}
 		switch {
 		case w.decision:
