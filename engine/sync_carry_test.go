@@ -317,3 +317,82 @@ func TestACarryOverRefusedOnlyByAnEarlierOneWritesTheLaterDecision(t *testing.T)
 		t.Errorf("Dataverse's version 15 read back: verdict %v, want done", v)
 	}
 }
+
+// Pipeline A decides a conflict, and pipeline B carries the decision over
+// to the table and records it before Dataverse, edited again, refuses A's
+// write of it. The table holds the decision now, not the edit A read: A
+// decides again between the decision and Dataverse's new version, measured
+// from the version the decision was made against, so that neither the
+// table's edit nor Dataverse's is lost; B carries that over in turn.
+func TestADecisionRefusedAfterItsCarryOverIsDecidedFromWhatTheTableHolds(t *testing.T) {
+	w := newCarryWorld(t)
+	w.start()
+	ctx := context.Background()
+
+	a := w.aDecides() // pg1|0 against start|2: pg1|2
+
+	b := w.fromDataverse("start", 2, "13")
+	if v := w.prepare(w.b, b); v != Write || !rowIs(b.Out.After, "pg1", 2) {
+		t.Fatalf("B carries the decision over: verdict %v, %v", v, b.Out.After)
+	}
+	w.synced(w.b, b)
+
+	v, err := w.a.Conflict(ctx, w.m, a, &change.ConflictError{Current: supplier("start", 7), Version: `W/"15"`})
+	if err != nil || v != Write || !rowIs(a.Out.After, "pg1", 7) {
+		t.Fatalf("the decision refused by Dataverse's start|7: %v, %v, %v; want the merge pg1|7", v, err, a.Out.After)
+	}
+	if got := a.Out.Meta[change.MetaExpectedVersion]; got != `W/"15"` {
+		t.Errorf("A's write expects Dataverse at %q, want W/\"15\"", got)
+	}
+	a.Out.Meta[change.MetaVersion] = `W/"16"`
+	w.synced(w.a, a)
+
+	b2 := w.fromDataverse("start", 7, "15")
+	if v := w.prepare(w.b, b2); v != Write || !rowIs(b2.Out.After, "pg1", 7) {
+		t.Fatalf("Dataverse's start|7: verdict %v, %v; want the decision pg1|7 carried to the table", v, b2.Out.After)
+	}
+	if got := b2.Out.Meta[change.MetaExpectedVersion]; got != change.ExpectedRow || !rowIs(b2.Out.Before, "pg1", 2) {
+		t.Errorf("the carry-over expects %q %v, want the first decision the table holds, pg1|2", got, b2.Out.Before)
+	}
+}
+
+// The mirror: pipeline B decides, pipeline A carries the decision over to
+// Dataverse and records it, and the table, edited again, refuses B's
+// write. B decides again between the table's new edit and the decision
+// Dataverse holds.
+func TestADecisionRefusedAfterItsCarryOverIsDecidedFromWhatDataverseHolds(t *testing.T) {
+	w := newCarryWorld(t)
+	w.start()
+	ctx := context.Background()
+
+	b := w.fromDataverse("start", 2, "13")
+	if v := w.prepare(w.b, b); v != Write {
+		t.Fatalf("Dataverse's change: verdict %v", v)
+	}
+	if v, err := w.b.Conflict(ctx, w.m, b, &change.ConflictError{Current: supplier("pg1", 0)}); err != nil || v != Write || !rowIs(b.Out.After, "pg1", 2) {
+		t.Fatalf("B's conflict: %v, %v, %v", v, err, b.Out.After)
+	}
+	a := w.fromSource("pg1", 0, time.Now())
+	if v := w.prepare(w.a, a); v != Write || !rowIs(a.Out.After, "pg1", 2) {
+		t.Fatalf("A carries the decision over: verdict %v, %v", v, a.Out.After)
+	}
+	a.Out.Meta[change.MetaVersion] = `W/"14"`
+	w.synced(w.a, a)
+
+	v, err := w.b.Conflict(ctx, w.m, b, &change.ConflictError{Current: supplier("pg5", 0)})
+	if err != nil || v != Write || !rowIs(b.Out.After, "pg5", 2) {
+		t.Fatalf("the decision refused by the table's pg5|0: %v, %v, %v; want the merge pg5|2", v, err, b.Out.After)
+	}
+	if got := b.Out.Meta[change.MetaExpectedVersion]; got != change.ExpectedRow || !rowIs(b.Out.Before, "pg5", 0) {
+		t.Errorf("B's write expects %q %v, want the table's pg5|0", got, b.Out.Before)
+	}
+	w.synced(w.b, b)
+
+	a2 := w.fromSource("pg5", 0, time.Now())
+	if v := w.prepare(w.a, a2); v != Write || !rowIs(a2.Out.After, "pg5", 2) {
+		t.Fatalf("the table's pg5|0: verdict %v, %v; want the decision pg5|2 carried to Dataverse", v, a2.Out.After)
+	}
+	if got := a2.Out.Meta[change.MetaExpectedVersion]; got != `W/"14"` {
+		t.Errorf("the carry-over expects Dataverse at %q, want the first decision's W/\"14\"", got)
+	}
+}

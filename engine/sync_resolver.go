@@ -44,6 +44,8 @@ type written struct {
 	decision                  bool
 	owedSource, owedDataverse bool
 	sourceBefore              conflict.Version
+	// against is the target's version the decision was made against.
+	against conflict.Version
 	// decisions is the row's count of decided conflicts when the write
 	// was prepared (state.SyncEntry.Decisions).
 	decisions uint64
@@ -412,6 +414,7 @@ func (r *syncResolver) rewrite(m Mapper, p Pair, v conflict.Version) error {
 // write the decision when the target does not hold it already.
 func (r *syncResolver) Conflict(ctx context.Context, m Mapper, p Pair, cerr *change.ConflictError) (Verdict, error) {
 	in := r.canonical(p)
+	var refused written // the decision this write carried, if it did
 	if w, ok := r.recall(p.Out, true); ok {
 		if w.carried && r.side == conflict.Source && r.s.takeSuperseded(w.in.key, cerr.Version) {
 			// Dataverse holds only dvsync's own write of an earlier
@@ -430,6 +433,7 @@ func (r *syncResolver) Conflict(ctx context.Context, m Mapper, p Pair, cerr *cha
 		in = w.in // the record may have been rewritten since it was read
 		if w.decision {
 			r.s.doneDeciding(in.key, w.decisions)
+			refused = w
 		}
 	}
 	cur, err := r.current(p, cerr)
@@ -486,6 +490,18 @@ func (r *syncResolver) Conflict(ctx context.Context, m Mapper, p Pair, cerr *cha
 			c.Source = entryVersion(e)
 		}
 	}
+	if refused.decision && found[0] && e.Decisions == refused.decisions && !owed(e, r.side) && entryVersion(e).Same(refused.v) {
+		// The other pipeline carried this refused decision over to its
+		// side and recorded it: that side holds the decision now, not
+		// the change read. What the target changed since is measured
+		// from the version the decision was made against.
+		c.Base, c.Known = refused.against, true
+		if r.side == conflict.Source {
+			c.Source = refused.v
+		} else {
+			c.Source, c.Dataverse = cur, refused.v
+		}
+	}
 	decision := conflict.Decide(r.s.cfg.Rules, c)
 	r.s.record(p, c, decision)
 	e.Decisions++
@@ -509,7 +525,7 @@ func (r *syncResolver) Conflict(ctx context.Context, m Mapper, p Pair, cerr *cha
 		// later changes on either side conflict (and are parked) too.
 		return Done, r.s.save(ctx, keys, entries)
 	}
-	w := written{key: in.key, v: decision.Result, in: in, decision: true, decisions: e.Decisions,
+	w := written{key: in.key, v: decision.Result, in: in, decision: true, decisions: e.Decisions, against: cur,
 		owedSource: !decision.Result.Same(c.Source), owedDataverse: !decision.Result.Same(c.Dataverse)}
 	if w.owedSource && r.side == conflict.Source {
 		// Pipeline B will carry the decision over: it replaces this.
