@@ -87,39 +87,43 @@ type Sync struct {
 	// one pipeline and not yet recorded as synced, for the other
 	// pipeline to carry over meanwhile.
 	deciding map[string]written
-	// superseded holds, by row key, the ETag of dvsync's own write to
-	// Dataverse that carried over a decision a later one replaced before
-	// the write was recorded: Dataverse holding exactly that version holds
+	// superseded holds, by side and row key, dvsync's own write to that
+	// side that carried over a decision a later one replaced before the
+	// write was recorded: Dataverse's ETag after it, or the fingerprint of
+	// the table row it wrote. A side holding exactly that write holds
 	// nothing of anyone else's, and the later decision may be written
 	// over it.
-	superseded map[string]string
+	superseded map[ownWrite]string
 }
 
-// supersede records etag as dvsync's own write, for key, of a decision
-// since replaced; an empty etag forgets the one recorded.
-func (s *Sync) supersede(key []byte, etag string) {
+// ownWrite addresses a row of one side.
+type ownWrite struct {
+	side conflict.Side
+	key  string
+}
+
+// supersede records token as dvsync's own write of a since replaced
+// decision to side's row key; an empty token forgets the one recorded.
+func (s *Sync) supersede(side conflict.Side, key []byte, token string) {
 	s.flightMu.Lock()
 	defer s.flightMu.Unlock()
-	if etag == "" {
-		delete(s.superseded, string(key))
+	k := ownWrite{side, string(key)}
+	if token == "" {
+		delete(s.superseded, k)
 		return
 	}
 	if s.superseded == nil {
-		s.superseded = map[string]string{}
+		s.superseded = map[ownWrite]string{}
 	}
-	s.superseded[string(key)] = etag
+	s.superseded[k] = token
 }
 
-// takeSuperseded reports whether etag is dvsync's own write, for key, of
-// a decision since replaced, and forgets it if so.
-func (s *Sync) takeSuperseded(key []byte, etag string) bool {
+// supersededWrite returns the token recorded for side's row key, if any.
+func (s *Sync) supersededWrite(side conflict.Side, key []byte) (string, bool) {
 	s.flightMu.Lock()
 	defer s.flightMu.Unlock()
-	if etag == "" || s.superseded[string(key)] != etag {
-		return false
-	}
-	delete(s.superseded, string(key))
-	return true
+	token, ok := s.superseded[ownWrite{side, string(key)}]
+	return token, ok
 }
 
 // setDeciding records w, a decision being written.

@@ -396,3 +396,60 @@ func TestADecisionRefusedAfterItsCarryOverIsDecidedFromWhatDataverseHolds(t *tes
 		t.Errorf("the carry-over expects Dataverse at %q, want the first decision's W/\"14\"", got)
 	}
 }
+
+// The mirror of TestACarryOverRefusedOnlyByAnEarlierOneWritesTheLaterDecision:
+// pipeline A decides, pipeline B carries the decision over to the table,
+// and A decides again, Dataverse having changed, before B records that
+// write. B's carry-over of the second decision is refused by the table
+// holding B's own write of the first, and is written again over it.
+func TestACarryOverRefusedOnlyByAnEarlierOneWritesTheLaterDecisionToTheTable(t *testing.T) {
+	w := newCarryWorld(t)
+	w.start()
+	ctx := context.Background()
+
+	a := w.aDecides() // pg1|0 against start|2: pg1|2
+
+	b := w.fromDataverse("start", 2, "13")
+	if v := w.prepare(w.b, b); v != Write || !rowIs(b.Out.After, "pg1", 2) {
+		t.Fatalf("B carries the first decision over: verdict %v, %v", v, b.Out.After)
+	}
+
+	v, err := w.a.Conflict(ctx, w.m, a, &change.ConflictError{Current: supplier("start", 7), Version: `W/"15"`})
+	if err != nil || v != Write || !rowIs(a.Out.After, "pg1", 7) {
+		t.Fatalf("the first decision refused by Dataverse's start|7: %v, %v, %v; want the merge pg1|7", v, err, a.Out.After)
+	}
+	a.Out.Meta[change.MetaVersion] = `W/"16"`
+	w.synced(w.a, a)
+	w.synced(w.b, b) // the first carry-over, recorded after the second decision
+
+	b2 := w.fromDataverse("start", 7, "15")
+	if v := w.prepare(w.b, b2); v != Write || !rowIs(b2.Out.After, "pg1", 7) {
+		t.Fatalf("B carries the second decision over: verdict %v, %v", v, b2.Out.After)
+	}
+	v, err = w.b.Conflict(ctx, w.m, b2, &change.ConflictError{Current: supplier("pg1", 2)})
+	if err != nil || v != Write || !rowIs(b2.Out.After, "pg1", 7) {
+		t.Fatalf("the second carry-over refused by the first: %v, %v, %v; want pg1|7 written again", v, err, b2.Out.After)
+	}
+	if got := b2.Out.Meta[change.MetaExpectedVersion]; got != change.ExpectedRow || !rowIs(b2.Out.Before, "pg1", 2) {
+		t.Errorf("the second carry-over, again, expects %q %v, want dvsync's own pg1|2", got, b2.Out.Before)
+	}
+
+	// Had the table been edited by someone else, the carry-over would
+	// have been dropped: that edit reaches pipeline A.
+	w2 := newCarryWorld(t)
+	w2.start()
+	a = w2.aDecides()
+	b = w2.fromDataverse("start", 2, "13")
+	w2.prepare(w2.b, b)
+	if _, err := w2.a.Conflict(ctx, w2.m, a, &change.ConflictError{Current: supplier("start", 7), Version: `W/"15"`}); err != nil {
+		t.Fatal(err)
+	}
+	a.Out.Meta[change.MetaVersion] = `W/"16"`
+	w2.synced(w2.a, a)
+	w2.synced(w2.b, b)
+	b2 = w2.fromDataverse("start", 7, "15")
+	w2.prepare(w2.b, b2)
+	if v, err := w2.b.Conflict(ctx, w2.m, b2, &change.ConflictError{Current: supplier("pg9", 2)}); err != nil || v != Done {
+		t.Errorf("a carry-over refused by someone else's edit: %v, %v; want done", v, err)
+	}
+}

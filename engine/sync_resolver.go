@@ -416,19 +416,8 @@ func (r *syncResolver) Conflict(ctx context.Context, m Mapper, p Pair, cerr *cha
 	in := r.canonical(p)
 	var refused written // the decision this write carried, if it did
 	if w, ok := r.recall(p.Out, true); ok {
-		if w.carried && r.side == conflict.Source && r.s.takeSuperseded(w.in.key, cerr.Version) {
-			// Dataverse holds only dvsync's own write of an earlier
-			// decision, which the one carried here replaced: no change
-			// will reach the other pipeline, and this decision is
-			// still owed.
-			return r.carryAgain(ctx, m, p, w.in, cerr.Version)
-		}
 		if w.carried {
-			// The target changed again after the decision this write
-			// carries over. That change reaches the other pipeline,
-			// which syncs it as a change made after the decision;
-			// writing the decision now could only overwrite it.
-			return Done, nil
+			return r.carryRefused(ctx, m, p, w.in, cerr)
 		}
 		in = w.in // the record may have been rewritten since it was read
 		if w.decision {
@@ -560,10 +549,28 @@ func (r *syncResolver) Conflict(ctx context.Context, m Mapper, p Pair, cerr *cha
 	return Write, nil
 }
 
-// carryAgain carries the row's decision over to Dataverse once more, on
-// condition that Dataverse still holds version, dvsync's own write of a
-// decision the row's current one replaced. in is the change read.
-func (r *syncResolver) carryAgain(ctx context.Context, m Mapper, p Pair, in incoming, version string) (Verdict, error) {
+// carryRefused handles the refusal of a write that carried over the
+// other pipeline's decision: the target changed after that decision.
+func (r *syncResolver) carryRefused(ctx context.Context, m Mapper, p Pair, in incoming, cerr *change.ConflictError) (Verdict, error) {
+	target := r.side.Other()
+	token, ok := r.s.supersededWrite(target, in.key)
+	if !ok {
+		// That change reaches the other pipeline, which syncs it as a
+		// change made after the decision; writing the decision now could
+		// only overwrite it.
+		return Done, nil
+	}
+	cur, err := r.current(p, cerr)
+	if err != nil {
+		return Write, err
+	}
+	if r.targetToken(cur, cerr) != token {
+		return Done, nil
+	}
+	// The target holds only dvsync's own write of an earlier decision,
+	// which the one carried here replaced: no change will reach the other
+	// pipeline, and this decision is still owed. It is carried over again,
+	// on condition that the target still holds that write.
 	keys := [][]byte{in.key}
 	unlock := r.s.lock(keys)
 	defer unlock()
@@ -571,18 +578,33 @@ func (r *syncResolver) carryAgain(ctx context.Context, m Mapper, p Pair, in inco
 	if err != nil {
 		return Write, err
 	}
+	r.s.supersede(target, in.key, "")
 	verdict, changed, err := r.carryOver(m, p, &entries[0], &in)
 	if err != nil {
 		return Write, err
 	}
 	if verdict == Write {
-		p.Out.Meta[change.MetaExpectedVersion] = version
+		if r.side == conflict.Source {
+			p.Out.Meta[change.MetaExpectedVersion] = cerr.Version
+		} else {
+			expectRow(p.Out, p.Out.Meta, cur)
+		}
 	}
 	r.trace("carry over again", p.Out, &in, &entries[0])
 	if changed {
 		return verdict, r.s.save(ctx, keys, entries)
 	}
 	return verdict, nil
+}
+
+// targetToken identifies the version of this pipeline's target found by
+// a refused write, as supersede records dvsync's own writes: by ETag in
+// Dataverse, by fingerprint in the table.
+func (r *syncResolver) targetToken(cur conflict.Version, cerr *change.ConflictError) string {
+	if r.side == conflict.Source {
+		return cerr.Version
+	}
+	return strconv.FormatUint(versionPrint(cur), 16)
 }
 
 // settleDecision makes w, a decision, the synced state of e: the values,
@@ -672,16 +694,18 @@ func (r *syncResolver) Synced(ctx context.Context, pairs []Pair) error {
 			// here were that decision's to weigh, and the state it left
 			// (what each side is owed, the versions pending) stands.
 			r.trace("synced after a later decision", outs[i], in, e)
-			if r.side == conflict.Source && w.carried {
+			if w.carried {
 				// The later decision's carry-over will find this
-				// write in Dataverse, and may replace it.
-				r.s.supersede(in.key, outs[i].Meta[change.MetaVersion])
+				// write in the target, and may replace it.
+				token := strconv.FormatUint(versionPrint(w.v), 16)
+				if r.side == conflict.Source {
+					token = outs[i].Meta[change.MetaVersion]
+				}
+				r.s.supersede(r.side.Other(), in.key, token)
 			}
 			continue
 		}
-		if r.side == conflict.Source {
-			r.s.supersede(in.key, "")
-		}
+		r.s.supersede(r.side.Other(), in.key, "")
 		switch {
 		case w.decision:
 			r.settleDecision(e, w, in)
