@@ -453,3 +453,37 @@ func TestACarryOverRefusedOnlyByAnEarlierOneWritesTheLaterDecisionToTheTable(t *
 		t.Errorf("a carry-over refused by someone else's edit: %v, %v; want done", v, err)
 	}
 }
+
+// Pipeline B decides a conflict against the table's second of two quick
+// edits. Pipeline A reads the first, older than the decision, and carries
+// the decision over; that write must not count as A having read the
+// version B decided against: when A reads the second edit, it is still
+// the decided version, and is not written over the decision.
+func TestACarryOverForAnOlderEditLeavesTheDecidedOnePending(t *testing.T) {
+	w := newCarryWorld(t)
+	w.start()
+	ctx := context.Background()
+	first := time.Now().Add(-time.Second)
+	second := first.Add(time.Millisecond)
+
+	b := w.fromDataverse("start", 2, "13")
+	if v := w.prepare(w.b, b); v != Write {
+		t.Fatalf("Dataverse's change: verdict %v", v)
+	}
+	if v, err := w.b.Conflict(ctx, w.m, b, &change.ConflictError{Current: supplier("pg2", 5)}); err != nil || v != Write || !rowIs(b.Out.After, "pg2", 2) {
+		t.Fatalf("B's conflict with the table's second edit: %v, %v, %v; want the merge pg2|2", v, err, b.Out.After)
+	}
+
+	a1 := w.fromSource("pg1", 0, first)
+	if v := w.prepare(w.a, a1); v != Write || !rowIs(a1.Out.After, "pg2", 2) {
+		t.Fatalf("the table's first edit: verdict %v, %v; want the decision pg2|2 carried over", v, a1.Out.After)
+	}
+	a1.Out.Meta[change.MetaVersion] = `W/"14"`
+	w.synced(w.a, a1)
+	w.synced(w.b, b)
+
+	a2 := w.fromSource("pg2", 5, second)
+	if v := w.prepare(w.a, a2); v == Write && !rowIs(a2.Out.After, "pg2", 2) {
+		t.Fatalf("the table's second edit, which B decided against, is written to Dataverse as %v over the decision", a2.Out.After)
+	}
+}

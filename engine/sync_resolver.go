@@ -747,16 +747,19 @@ func (r *syncResolver) Synced(ctx context.Context, pairs []Pair) error {
 
 // readPast clears the version of this pipeline's side that the other
 // pipeline decided a conflict against, once in, a change this pipeline
-// wrote, is that version or a later one. Dataverse's changes can be read
-// older than that version (an edit made before it, delivered late), and
-// such a change must still be recognised as overtaken by the decision. A
-// source change written is always later: an older one is recognised as
-// decided and is never written as a change of its own.
+// wrote, is that version or a later one. Either side's changes can be
+// read older than that version, and written as a carry-over of the
+// decision: Dataverse's (an edit made before it, delivered late) and the
+// table's (an edit committed before it, read before it). The version
+// itself is still to be read then, and must still be recognised as
+// decided.
 func (r *syncResolver) readPast(e *state.SyncEntry, in *incoming) {
 	if r.side == conflict.Dataverse {
 		if n := versionNumber(in.version); n < 0 || uint64(n) < e.DataverseSeen {
 			return
 		}
+	} else if match, stale := r.pending(e, in); stale && !match {
+		return
 	}
 	setSeen(e, r.side, 0)
 }
