@@ -445,12 +445,12 @@ func (s *Source) admit(ctx context.Context, cands []candidate, cursors map[strin
 // older than the row's mark only because dvsync's own writes came after
 // it: it is later than the last change applied that was not dvsync's own,
 // and earlier than dvsync's latest version. Dataverse posts webhooks
-// concurrently, so dvsync's write of a conflict decided over a person's
-// edit can arrive first, and a delta query shows only the latest version:
-// the person's edit is still a change to apply, in order after every other
-// change applied, and the pipeline reading it recognises it as overtaken
-// by dvsync's decision. A delete is not: dvsync can write a row after a
-// delete only by creating it anew, under another id.
+// concurrently, so the webhook of dvsync's write of a conflict decided
+// over a person's edit can arrive before the edit's: the edit is still a
+// change to apply, in order after every other change applied, and the
+// pipeline reading it recognises it as overtaken by dvsync's decision. A
+// delete is not: dvsync can write a row after a delete only by creating
+// it anew, under another id.
 func overtaken(c *candidate, mark state.InboxMark) bool {
 	return !c.echo && c.rec.Op != change.OpDelete && c.version > mark.Foreign && c.version < mark.Version
 }
