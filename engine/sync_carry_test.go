@@ -20,6 +20,11 @@ type carryWorld struct {
 }
 
 func newCarryWorld(t *testing.T) *carryWorld {
+	return newCarryWorldLogging(t, slog.DiscardHandler)
+}
+
+// newCarryWorldLogging is newCarryWorld with the Sync logging to h.
+func newCarryWorldLogging(t *testing.T, h slog.Handler) *carryWorld {
 	st, err := state.OpenBolt(t.TempDir() + "/s.db")
 	if err != nil {
 		t.Fatal(err)
@@ -27,7 +32,7 @@ func newCarryWorld(t *testing.T) *carryWorld {
 	t.Cleanup(func() { st.Close() })
 	identity := func(r *change.Record) (change.Record, bool, error) { return *r, true, nil }
 	s, err := NewSync(SyncConfig{Mapping: "m", Columns: []string{"name", "rating"}, Store: st, Reverse: identity,
-		Rules: conflict.Rules{Policy: conflict.Merge, TieBreak: conflict.DataverseWins}, Logger: slog.New(slog.DiscardHandler)})
+		Rules: conflict.Rules{Policy: conflict.Merge, TieBreak: conflict.DataverseWins}, Logger: slog.New(h)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -485,5 +490,45 @@ func TestACarryOverForAnOlderEditLeavesTheDecidedOnePending(t *testing.T) {
 	a2 := w.fromSource("pg2", 5, second)
 	if v := w.prepare(w.a, a2); v == Write && !rowIs(a2.Out.After, "pg2", 2) {
 		t.Fatalf("the table's second edit, which B decided against, is written to Dataverse as %v over the decision", a2.Out.After)
+	}
+}
+
+// stampHandler notes when a conflict is logged: a moment while the
+// resolver decides it.
+type stampHandler struct{ at *time.Time }
+
+func (h stampHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h stampHandler) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h stampHandler) WithGroup(string) slog.Handler            { return h }
+func (h stampHandler) Handle(_ context.Context, r slog.Record) error {
+	if r.Message == "conflict" {
+		*h.at = time.Now()
+	}
+	return nil
+}
+
+// Pipeline B decides a conflict against the table's version it found. A
+// table edit committed while B decides, once the write that found that
+// version was refused, is later than it: pipeline A writes it as a change
+// of its own rather than settle it as overtaken by the decision.
+func TestATableEditCommittedWhileAConflictIsDecidedIsLater(t *testing.T) {
+	var logged time.Time
+	w := newCarryWorldLogging(t, stampHandler{&logged})
+	w.start()
+	ctx := context.Background()
+
+	b := w.fromDataverse("start", 2, "13")
+	if v := w.prepare(w.b, b); v != Write {
+		t.Fatalf("Dataverse's change: verdict %v", v)
+	}
+	if v, err := w.b.Conflict(ctx, w.m, b, &change.ConflictError{Current: supplier("pg1", 0)}); err != nil || v != Write {
+		t.Fatalf("B's conflict: %v, %v", v, err)
+	}
+	if logged.IsZero() {
+		t.Fatal("the conflict was not logged")
+	}
+	a := w.fromSource("pg1", 9, logged)
+	if v := w.prepare(w.a, a); v != Write || !rowIs(a.Out.After, "pg1", 9) {
+		t.Errorf("the table's edit committed while B decided: verdict %v, %v; want pg1|9 written as a change", v, a.Out.After)
 	}
 }

@@ -413,6 +413,11 @@ func (r *syncResolver) rewrite(m Mapper, p Pair, v conflict.Version) error {
 // Conflict decides a conflict the sink found, and rewrites the record to
 // write the decision when the target does not hold it already.
 func (r *syncResolver) Conflict(ctx context.Context, m Mapper, p Pair, cerr *change.ConflictError) (Verdict, error) {
+	// The table's version found is told from later edits by commit time
+	// (pending): the earliest time known to follow the refused write's
+	// read of the row is now, before the work below, during which further
+	// edits can commit.
+	refusedAt := time.Now()
 	in := r.canonical(p)
 	var refused written // the decision this write carried, if it did
 	if w, ok := r.recall(p.Out, true); ok {
@@ -503,7 +508,7 @@ func (r *syncResolver) Conflict(ctx context.Context, m Mapper, p Pair, cerr *cha
 			e.DataverseSeen = uint64(n)
 		}
 	} else {
-		e.SourceSeen, e.SourceTime = versionPrint(cur), time.Now()
+		e.SourceSeen, e.SourceTime = versionPrint(cur), refusedAt
 	}
 	if decision.Outcome == conflict.Park {
 		if _, err := r.s.cfg.Store.ParkConflict(ctx, r.s.parked(r.side, p, in.key, c, cerr.Version)); err != nil {
