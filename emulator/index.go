@@ -69,8 +69,9 @@ func (x *rowIndex[K]) get(h uint64, k K) *row {
 	}
 }
 
-// put sets key k (hash h) to r, replacing the row it had.
-func (x *rowIndex[K]) put(h uint64, k K, r *row) {
+// put sets key k (hash h) to r, replacing the row it had; it reports
+// whether k is new to the index.
+func (x *rowIndex[K]) put(h uint64, k K, r *row) bool {
 	// A load factor of at most 3/4 keeps probe runs short.
 	if 4*(x.n+1) > 3*len(x.slots) {
 		x.grow()
@@ -81,11 +82,11 @@ func (x *rowIndex[K]) put(h uint64, k K, r *row) {
 		if s.r == nil {
 			*s = indexSlot{hash: h, r: r}
 			x.n++
-			return
+			return true
 		}
 		if x.holds(s, h, k) {
 			s.r = r
-			return
+			return false
 		}
 	}
 }

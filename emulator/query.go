@@ -105,13 +105,10 @@ func (s *Server) count(w http.ResponseWriter, req *request, ts *tableStore) erro
 			return err
 		}
 	}
-	n := 0
-	for _, r := range ts.snapshot() {
-		if filter == nil || filter.eval(r) {
-			n++
-		}
-	}
-	body := strconv.Itoa(min(n, maxPageSize))
+	ts.mu.RLock()
+	n := ts.countUpTo(filter, maxPageSize)
+	ts.mu.RUnlock()
+	body := strconv.Itoa(n)
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(http.StatusOK)
@@ -170,26 +167,7 @@ func (s *Server) list(w http.ResponseWriter, req *request, ts *tableStore) error
 		pageSize = min(req.prefs.maxPageSize, maxPageSize)
 		applied = pageSize
 	}
-	cmp := rowComparer(d, lq.order)
-	var cursor *row
-	if lq.after != nil {
-		cursor = lq.after.row(ts.def, lq.order)
-	}
-	// Only the page is put in order: sorting the whole table for every
-	// page made reading a large table back quadratic.
-	var rows []*row
-	total := 0
-	for _, r := range ts.snapshot() {
-		if lq.filter != nil && !lq.filter.eval(r) {
-			continue
-		}
-		total++
-		if cursor == nil || cmp(r, cursor) > 0 {
-			rows = append(rows, r)
-		}
-	}
-	page := firstRows(rows, pageSize, cmp)
-	more := lq.top < 0 && len(rows) > len(page)
+	page, more, total := ts.page(lq, pageSize)
 
 	var prefs []string
 	if applied > 0 {
@@ -205,9 +183,8 @@ func (s *Server) list(w http.ResponseWriter, req *request, ts *tableStore) error
 	buf := []byte(`{"@odata.context":`)
 	buf = appendJSONString(buf, req.base+"/$metadata#"+d.set+lq.sel.context)
 	if lq.count {
-		// Dataverse counts at most 5000 rows.
 		buf = append(buf, `,"@odata.count":`...)
-		buf = strconv.AppendInt(buf, int64(min(total, maxPageSize)), 10)
+		buf = strconv.AppendInt(buf, int64(total), 10)
 	}
 	buf = append(buf, `,"value":[`...)
 	for i, r := range page {
@@ -229,6 +206,55 @@ func (s *Server) list(w http.ResponseWriter, req *request, ts *tableStore) error
 	buf = append(buf, '}')
 	writeJSON(w, http.StatusOK, buf)
 	return nil
+}
+
+// page returns the rows of the page lq asks for, of up to size rows; more
+// tells whether rows follow it (never under $top), and total is the number
+// of rows matching $filter, at most 5000 as Dataverse counts, when lq asks
+// for a count.
+func (ts *tableStore) page(lq *listQuery, size int) (page []*row, more bool, total int) {
+	if len(lq.order) == 0 {
+		// The default order is the order of ts.ids: seek to the cursor
+		// and read on until the page and the row after it are found.
+		var after *uuid.UUID
+		if lq.after != nil {
+			after = &lq.after.ID
+		}
+		n := size
+		if lq.top < 0 {
+			n++
+		}
+		ts.mu.RLock()
+		defer ts.mu.RUnlock()
+		page = ts.firstByID(after, lq.filter, n)
+		if len(page) > size {
+			page, more = page[:size], true
+		}
+		if lq.count {
+			total = ts.countUpTo(lq.filter, maxPageSize)
+		}
+		return page, more, total
+	}
+	// Another order reads every row, but puts only the page in order:
+	// sorting the whole table for every page made reading a large table
+	// back quadratic.
+	cmp := rowComparer(ts.def, lq.order)
+	var cursor *row
+	if lq.after != nil {
+		cursor = lq.after.row(ts.def, lq.order)
+	}
+	var rows []*row
+	for _, r := range ts.snapshot() {
+		if lq.filter != nil && !lq.filter.eval(r) {
+			continue
+		}
+		total++
+		if cursor == nil || cmp(r, cursor) > 0 {
+			rows = append(rows, r)
+		}
+	}
+	page = firstRows(rows, size, cmp)
+	return page, lq.top < 0 && len(rows) > len(page), min(total, maxPageSize)
 }
 
 // firstRows returns the n smallest of rows by cmp, in order; it may reorder
