@@ -30,16 +30,16 @@ const hubBatch = 500
 type eventHub struct {
 	name      string
 	topic     string
-	queue     chan *delivery // closed by dispatcher.shutdown
+	queue     *runQueue // closed by dispatcher.shutdown
 	w         *kafka.Writer
 	closeOnce sync.Once
 }
 
-func newEventHub(e EventHub) *eventHub {
+func newEventHub(e EventHub, queueLimit int) *eventHub {
 	return &eventHub{
 		name:  e.Name,
 		topic: e.Topic,
-		queue: make(chan *delivery, webhookQueueSize),
+		queue: newRunQueue(queueLimit),
 		w: &kafka.Writer{
 			Addr:  kafka.TCP(e.Brokers...),
 			Topic: e.Topic,
@@ -62,19 +62,10 @@ func newEventHub(e EventHub) *eventHub {
 func (d *dispatcher) publishLoop(h *eventHub) {
 	defer d.wg.Done()
 	batch := make([]*delivery, 0, hubBatch)
-	for r := range h.queue {
-		batch = append(batch[:0], r)
-	fill:
-		for len(batch) < hubBatch {
-			select {
-			case r, ok := <-h.queue:
-				if !ok {
-					break fill
-				}
-				batch = append(batch, r)
-			default:
-				break fill
-			}
+	for {
+		var ok bool
+		if batch, ok = h.queue.take(batch[:0], hubBatch); !ok {
+			return
 		}
 		d.publish(h, batch)
 	}

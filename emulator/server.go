@@ -47,6 +47,12 @@ type Options struct {
 	// WebhookTimeout bounds each webhook request; default 60 seconds, as
 	// Dataverse.
 	WebhookTimeout time.Duration
+	// WebhookQueueLimit caps the asynchronous webhook runs waiting for a
+	// worker, and the runs waiting for each event hub; a write past it
+	// records its run as failed rather than queueing it. Zero, the
+	// default, queues without limit, as Dataverse's asynchronous service
+	// does: runs are never dropped for load.
+	WebhookQueueLimit int
 	// OrganizationName is the organisation's name in webhook contexts and
 	// the x-ms-dynamics-organization header; default "emulator".
 	OrganizationName string

@@ -19,11 +19,8 @@ import (
 const (
 	// defaultWebhookTimeout is Dataverse's timeout for a webhook request.
 	defaultWebhookTimeout = 60 * time.Second
-	// webhookQueueSize bounds the asynchronous deliveries waiting for a
-	// worker; a write that would overflow it records a failure instead of
-	// waiting, so that slow receivers never slow down writers.
-	webhookQueueSize = 10000
-	webhookWorkers   = 4
+	// webhookWorkers deliver the asynchronous runs, each one at a time.
+	webhookWorkers = 4
 	// maxWebhookFailures bounds the failures kept; the oldest go first.
 	maxWebhookFailures = 1000
 	codeIsvAborted     = "0x80040265"
@@ -46,7 +43,8 @@ type WebhookFailure struct {
 	// Err describes the failure; it never contains the endpoint's key.
 	Err string
 	// Attempts is the number of requests made: 0 when the run never
-	// started (queue full, emulator closed), 2 after a retried 5xx.
+	// started (queue at Options.WebhookQueueLimit, emulator closed), 2
+	// after a retried 5xx.
 	Attempts int
 	At       time.Time // when the failure was recorded, UTC
 }
@@ -93,19 +91,19 @@ type delivery struct {
 }
 
 // dispatcher posts contexts to webhooks: synchronous steps on the writing
-// goroutine, asynchronous ones from a bounded queue served by workers.
+// goroutine, asynchronous ones from a queue served by workers.
 type dispatcher struct {
 	client       *http.Client
 	orgName      string
 	businessUnit uuid.UUID
 	organization uuid.UUID
 
-	queue  chan *delivery
+	queue  *runQueue
 	ctx    context.Context // cancelled by Close to abort deliveries in flight
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu       sync.Mutex // guards closed and failures, and sends on queue
+	mu       sync.Mutex // guards closed and failures, and puts on the queues
 	closed   bool
 	failures []WebhookFailure
 
@@ -122,12 +120,17 @@ func (s *Server) compileWebhooks(hooks []Webhook, hubs []EventHub, opts Options)
 	if timeout <= 0 {
 		timeout = defaultWebhookTimeout
 	}
+	// Every worker keeps its connection between runs: the default
+	// transport keeps two per host, so the other workers would dial
+	// afresh for each run.
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = webhookWorkers
 	d := &dispatcher{
-		client:       &http.Client{Timeout: timeout},
+		client:       &http.Client{Timeout: timeout, Transport: tr},
 		orgName:      opts.OrganizationName,
 		businessUnit: s.businessUnitID,
 		organization: s.organizationID,
-		queue:        make(chan *delivery, webhookQueueSize),
+		queue:        newRunQueue(opts.WebhookQueueLimit),
 	}
 	if d.orgName == "" {
 		d.orgName = "emulator"
@@ -137,7 +140,7 @@ func (s *Server) compileWebhooks(hooks []Webhook, hubs []EventHub, opts Options)
 		s.bindSteps(d, compileHook(w), "webhook", w.Steps)
 	}
 	for _, e := range hubs {
-		hub := newEventHub(e)
+		hub := newEventHub(e, opts.WebhookQueueLimit)
 		d.hubs = append(d.hubs, hub)
 		s.bindSteps(d, &compiledHook{name: e.Name, hub: hub}, "eventhub", e.Steps)
 		d.wg.Add(1)
@@ -295,8 +298,9 @@ func (h *tableHooks) commit(j *journal, runs []*delivery) {
 	h.d.enqueue(runs)
 }
 
-// enqueue hands runs to the workers without waiting: a full queue or a
-// closed dispatcher fails the run, as an overloaded async service would.
+// enqueue hands runs to the workers without waiting, so that slow
+// receivers never slow down writers. A closed dispatcher, or a queue at
+// the operator's limit, fails the run instead.
 func (d *dispatcher) enqueue(runs []*delivery) {
 	if d == nil {
 		return
@@ -313,12 +317,10 @@ func (d *dispatcher) enqueue(runs []*delivery) {
 			if r.step.hook.hub != nil {
 				q = r.step.hook.hub.queue // published in order by its own loop
 			}
-			select {
-			case q <- r:
+			if q.put(r) {
 				continue
-			default:
-				why = fmt.Sprintf("the asynchronous queue is full (%d runs waiting)", webhookQueueSize)
 			}
+			why = fmt.Sprintf("the asynchronous queue is full (%d runs waiting)", q.limit)
 		}
 		d.recordLocked(r.step, r.ev, 0, 0, why)
 	}
@@ -326,7 +328,13 @@ func (d *dispatcher) enqueue(runs []*delivery) {
 
 func (d *dispatcher) work() {
 	defer d.wg.Done()
-	for r := range d.queue {
+	buf := make([]*delivery, 0, 1)
+	for {
+		var ok bool
+		if buf, ok = d.queue.take(buf[:0], 1); !ok {
+			return
+		}
+		r := buf[0]
 		if d.ctx.Err() != nil {
 			d.record(r.step, r.ev, 0, 0, "the emulator was closed before the step ran")
 			continue
@@ -421,9 +429,9 @@ func (d *dispatcher) shutdown(ctx context.Context) error {
 	d.mu.Lock()
 	if !d.closed {
 		d.closed = true
-		close(d.queue)
+		d.queue.close()
 		for _, h := range d.hubs {
-			close(h.queue)
+			h.queue.close()
 		}
 	}
 	d.mu.Unlock()

@@ -127,11 +127,19 @@ const appUserID = "8d7c6b5a-4e3f-4a2b-9c1d-0e1f2a3b4c5d"
 // section; it returns the API client and the server.
 func startHooks(t *testing.T, webhooks string) (*api, *emulator.Server) {
 	t.Helper()
+	return startHooksWith(t, webhooks, emulator.Options{})
+}
+
+// startHooksWith is startHooks with further options; the token and the
+// organisation's name are set.
+func startHooksWith(t *testing.T, webhooks string, opts emulator.Options) (*api, *emulator.Server) {
+	t.Helper()
 	schema, err := emulator.ParseSchema(fmt.Appendf(nil, hookSchema, webhooks), "hooks.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := emulator.New(schema, emulator.Options{Token: testToken, OrganizationName: "contoso"})
+	opts.Token, opts.OrganizationName = testToken, "contoso"
+	srv, err := emulator.New(schema, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
