@@ -260,7 +260,7 @@ func (ts *tableStore) page(lq *listQuery, size int) (page []*row, more bool, tot
 // firstRows returns the n smallest of rows by cmp, in order; it may reorder
 // rows. A bounded max-heap keeps it O(len(rows) log n) rather than sorting
 // everything.
-func firstRows(rows []*row, n int, cmp func(a, b *row) int) []*row {
+func firstRows[T any](rows []T, n int, cmp func(a, b T) int) []T {
 	if n <= 0 {
 		return nil
 	}
