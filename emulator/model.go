@@ -138,7 +138,9 @@ type tableDef struct {
 	slots          int    // the length of a row's vals
 }
 
-// stampCol names the columns a write's stamp sets.
+// stampCol names the columns a row keeps outside its vals: those a write's
+// stamp sets, and the id and version, which the row holds in fields of its
+// own, so that a stored row carries no second, boxed copy of them.
 type stampCol uint8
 
 const (
@@ -147,6 +149,8 @@ const (
 	stampModifiedOn
 	stampCreatedBy
 	stampModifiedBy
+	stampRowID
+	stampVersion
 )
 
 // sysAttrs are the columns every table has and every write sets, resolved
@@ -224,7 +228,7 @@ func compileSchema(s *Schema) ([]*tableDef, error) {
 	users := byLogical[systemUserLogical]
 	for i, t := range tables {
 		d := defs[i]
-		d.add(&attrDef{name: d.primaryID, typ: tGUID, primaryID: true, system: true})
+		d.add(&attrDef{name: d.primaryID, typ: tGUID, primaryID: true, system: true, stamp: stampRowID})
 		for _, a := range t.Attributes {
 			d.add(compileAttribute(a, byLogical))
 		}
@@ -232,7 +236,7 @@ func compileSchema(s *Schema) ([]*tableDef, error) {
 		d.add(&attrDef{name: "statuscode", typ: tStatus, options: []int{1, 2}, system: true})
 		d.add(&attrDef{name: "createdon", typ: tDateTime, readOnly: true, system: true, stamp: stampCreatedOn})
 		d.add(&attrDef{name: "modifiedon", typ: tDateTime, readOnly: true, system: true, stamp: stampModifiedOn})
-		d.add(&attrDef{name: "versionnumber", typ: tBigInt, readOnly: true, system: true})
+		d.add(&attrDef{name: "versionnumber", typ: tBigInt, readOnly: true, system: true, stamp: stampVersion})
 		d.add(&attrDef{name: "createdby", typ: tLookup, targets: []*tableDef{users}, navs: []string{"createdby"}, readOnly: true, system: true, stamp: stampCreatedBy})
 		d.add(&attrDef{name: "modifiedby", typ: tLookup, targets: []*tableDef{users}, navs: []string{"modifiedby"}, readOnly: true, system: true, stamp: stampModifiedBy})
 		d.sys = sysAttrs{

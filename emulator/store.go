@@ -14,11 +14,13 @@ import (
 // row is one stored record. Rows are immutable once stored: a write replaces
 // the row, so a reader may keep a *row after releasing the table lock.
 type row struct {
+	// id and version are the primary id and versionnumber columns.
 	id      uuid.UUID
 	version int64
-	// vals holds a value per column of the table, by attrDef.idx (primary
-	// id and system columns included); nil is null. A slice rather than a
-	// map keyed by name: one allocation per row, and nothing to hash.
+	// vals holds a value per column of the table, by attrDef.idx (system
+	// columns included, but not those of stampCol); nil is null. A slice
+	// rather than a map keyed by name: one allocation per row, and nothing
+	// to hash.
 	vals []any
 	// created and modified hold createdon and createdby, modifiedon and
 	// modifiedby. They are shared by every row written in the same second
@@ -89,6 +91,10 @@ func (r *row) get(a *attrDef) any {
 	}
 	var st *rowStamp
 	switch a.stamp {
+	case stampRowID:
+		return r.id
+	case stampVersion:
+		return r.version
 	case stampCreatedOn, stampCreatedBy:
 		st = r.created
 	default:
@@ -107,8 +113,15 @@ func (r *row) get(a *attrDef) any {
 // set sets column a of r to v; only for a row being built, before it is
 // stored or shared.
 func (r *row) set(a *attrDef, v any) {
-	if a.idx >= 0 {
+	switch {
+	case a.idx >= 0:
 		r.vals[a.idx] = v
+		return
+	case a.stamp == stampRowID:
+		r.id = v.(uuid.UUID)
+		return
+	case a.stamp == stampVersion:
+		r.version = v.(int64)
 		return
 	}
 	st := &r.modified
@@ -291,12 +304,10 @@ func (ts *tableStore) insert(id uuid.UUID, cols []colVal, st stamp) (*row, error
 			r.vals[c.attr.idx] = c.v
 		}
 	}
-	r.vals[d.sys.primaryID.idx] = id
 	r.created = ts.rowStamp(st)
 	r.modified = r.created
-	r.vals[d.sys.ver.idx] = st.version
 	for _, a := range d.required {
-		if r.vals[a.idx] == nil {
+		if r.get(a) == nil {
 			return nil, errRequired(a)
 		}
 	}
@@ -333,7 +344,6 @@ func (ts *tableStore) update(old *row, changes []colVal, st stamp) (*row, error)
 		r.vals[c.attr.idx] = c.v
 	}
 	r.modified = ts.rowStamp(st)
-	r.vals[d.sys.ver.idx] = st.version
 	if err := ts.checkUnique(r); err != nil {
 		return nil, err
 	}

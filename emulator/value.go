@@ -124,7 +124,7 @@ func decodeValue(d *tableDef, a *attrDef, raw any) (any, error) {
 		if err != nil || dec.Form != apd.Finite {
 			return nil, cannot()
 		}
-		return checkDecimal(d, a, dec, raw)
+		return checkDecimal(d, a, dec, []byte(n))
 
 	case tDouble:
 		n, ok := raw.(json.Number)
@@ -216,7 +216,7 @@ func decodeMember(d *tableDef, a *attrDef, m *member) (any, error) {
 			break
 		}
 		dec := new(apd.Decimal).SetFinite(coeff, exp)
-		return checkDecimal(d, a, dec, json.Number(m.raw))
+		return checkDecimal(d, a, dec, m.raw)
 	}
 	return decodeValue(d, a, m.decoded())
 }
@@ -278,9 +278,9 @@ func parseDecimalLiteral(b []byte) (coeff int64, exp int32, ok bool) {
 
 // checkDecimal rounds a decimal or money value to the column's precision
 // and checks its range; lit is the value as the body gave it, for errors.
-func checkDecimal(d *tableDef, a *attrDef, dec *apd.Decimal, lit any) (any, error) {
+func checkDecimal(d *tableDef, a *attrDef, dec *apd.Decimal, lit []byte) (any, error) {
 	if _, err := decimalCtx.Quantize(dec, dec, -int32(a.precision)); err != nil {
-		return nil, errPayload(d.set, fmt.Sprintf("Cannot convert the literal '%v' to the expected type '%s'.", lit, a.typ.edmType()))
+		return nil, errPayload(d.set, fmt.Sprintf("Cannot convert the literal '%s' to the expected type '%s'.", lit, a.typ.edmType()))
 	}
 	limit := decimalLimit
 	if a.typ == tMoney {
@@ -292,7 +292,7 @@ func checkDecimal(d *tableDef, a *attrDef, dec *apd.Decimal, lit any) (any, erro
 			return nil, &apiError{http.StatusBadRequest, codeMoneySizeExceeded, "Supplied value exceeded the MIN/MAX value of Money Type field."}
 		}
 		return nil, &apiError{http.StatusBadRequest, codeValueOutOfRange, fmt.Sprintf(
-			"A validation error occurred. The value %v of '%s' on record of type '%s' is outside the valid range. Accepted range: %s to %s",
+			"A validation error occurred. The value %s of '%s' on record of type '%s' is outside the valid range. Accepted range: %s to %s",
 			lit, a.name, d.logical, "-"+limit.Text('f'), limit.Text('f'))}
 	}
 	return dec, nil
