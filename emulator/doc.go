@@ -52,9 +52,11 @@
 //   - Webhooks: endpoints and steps from the schema file (Webhook) get a
 //     RemoteExecutionContext after each matching create, update or delete,
 //     with the endpoint's auth, Dataverse's headers, timeout and retry rule;
-//     synchronous steps fail the write when the receiver fails. Close or
-//     Shutdown stops the delivery workers; WebhookFailures lists failed
-//     runs.
+//     synchronous steps fail the write when the receiver fails.
+//     Asynchronous runs wait in a queue without limit (unless
+//     Options.WebhookQueueLimit sets one), as Dataverse's asynchronous
+//     service never drops them for load. Close or Shutdown stops the
+//     delivery workers; WebhookFailures lists failed runs.
 //   - Test hooks outside /api/data: /_emulator/faults injects latency,
 //     5xx answers, 429 storms and dropped connections; /_emulator/reset
 //     deletes every row.
