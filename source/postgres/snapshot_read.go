@@ -186,12 +186,20 @@ const slabColumns = 448
 // readPage runs one page query and decodes its rows exactly as the stream
 // decodes the same row's columns. The rows and keys of the page are cut
 // from shared arrays of columns, and each row's text values share one
-// string: a page's records are handed on, and let go, together.
+// string: a page's records are handed on, and let go, together. A key
+// whose columns are next to each other in the row (a key of one column,
+// usually) is that part of the row rather than a copy of it.
 func readPage(ctx context.Context, rc *pgconn.PgConn, dec *decoder, st *snapshotTable, sql string, params [][]byte, oids []uint32, size int) (page, error) {
 	pg := page{table: st.name, recs: make([]change.Record, 0, size)}
 	rr := rc.ExecParams(ctx, sql, params, oids, nil, nil)
 	last := make([][]byte, len(st.paging))
-	width := len(st.columns) + len(st.key)
+	width := len(st.columns)
+	lo, hi := 0, 0 // the key is row[lo:hi], when hi > 0
+	if n := len(st.key); n > 0 && st.key[n-1]-st.key[0] == n-1 {
+		lo, hi = st.key[0], st.key[0]+n
+	} else {
+		width += len(st.key)
+	}
 	var cols []change.Column // room for the next rows and keys
 	var text []byte          // the current row's values, end to end
 	for rr.NextRow() {
@@ -206,6 +214,9 @@ func readPage(ctx context.Context, rc *pgconn.PgConn, dec *decoder, st *snapshot
 		}
 		row := change.Row(cols[:len(vals):len(vals)])
 		key := change.Key(cols[len(vals):width:width])
+		if hi > 0 {
+			key = change.Key(row[lo:hi:hi])
+		}
 		cols = cols[width:]
 		text = text[:0]
 		for _, data := range vals {
@@ -227,8 +238,10 @@ func readPage(ctx context.Context, rc *pgconn.PgConn, dec *decoder, st *snapshot
 			}
 			row[i] = change.Column{Name: c.name, Value: v}
 		}
-		for i, ci := range st.key {
-			key[i] = row[ci]
+		if hi == 0 {
+			for i, ci := range st.key {
+				key[i] = row[ci]
+			}
 		}
 		for i, ci := range st.paging {
 			// Values are only valid until the next row: keep a copy.

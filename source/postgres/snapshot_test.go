@@ -368,3 +368,33 @@ func TestSnapshotSplitsLargeTableIntoRanges(t *testing.T) {
 		t.Errorf("Progress = %+v", pr)
 	}
 }
+
+// A key whose columns are apart in the row is copied out of it; one whose
+// columns are together is that part of the row. Both read as the stream's.
+func TestSnapshotKeyColumnsApartAndTogether(t *testing.T) {
+	d := newDB(t)
+	d.Exec(t, `CREATE TABLE public.apart (a int, note text, b int, PRIMARY KEY (b, a))`,
+		`CREATE TABLE public.together (note text, a int, b int, PRIMARY KEY (b, a))`,
+		`INSERT INTO public.apart SELECT n, 'n' || n, n * 10 FROM generate_series(1, 5) n`,
+		`INSERT INTO public.together SELECT 'n' || n, n, n * 10 FROM generate_series(1, 5) n`)
+	for _, table := range []string{"public.apart", "public.together"} {
+		s := d.snapshot(t, SnapshotOptions{PageSize: 2, Parallel: 1}, table)
+		if err := s.Open(context.Background(), nil); err != nil {
+			t.Fatal(err)
+		}
+		got := readAll(t, s)
+		if len(got) != 5 {
+			t.Fatalf("%s: read %d records, want 5", table, len(got))
+		}
+		for i, r := range got {
+			n := int64(i + 1)
+			want := change.Key{{Name: "a", Value: change.Int(n)}, {Name: "b", Value: change.Int(n * 10)}}
+			if !r.Key.Equal(want) || cap(r.Key) != len(r.Key) {
+				t.Errorf("%s: record %d: key %v (capacity %d), want %v", table, i, r.Key, cap(r.Key), want)
+			}
+			if v, _ := r.After.Get("note"); !v.Equal(change.Text(fmt.Sprint("n", n))) {
+				t.Errorf("%s: record %d: note = %v", table, i, v)
+			}
+		}
+	}
+}
