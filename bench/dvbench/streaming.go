@@ -20,7 +20,8 @@ const streamSlot = "bench_stream"
 func benchStreaming(ctx context.Context, pg *benchenv.Postgres, changes, txnRows int) []Result {
 	big := Result{ID: "streaming-one-txn", Scenario: "streaming, one transaction"}
 	small := Result{ID: "streaming-small-txns", Scenario: fmt.Sprintf("streaming, transactions of %d", txnRows)}
-	fail := func(err error) []Result { return []Result{failed(big, err), failed(small, err)} }
+	backlog := Result{ID: "streaming-small-txns-backlog", Scenario: fmt.Sprintf("streaming, a backlog of transactions of %d", txnRows)}
+	fail := func(err error) []Result { return []Result{failed(big, err), failed(small, err), failed(backlog, err)} }
 	if err := pg.Truncate(ctx); err != nil {
 		return fail(err)
 	}
@@ -56,10 +57,60 @@ func benchStreaming(ctx context.Context, pg *benchenv.Postgres, changes, txnRows
 		return nil
 	})
 	small.Seconds = time.Since(began).Seconds()
+	began = time.Now()
+	backlog = backlogPhase(ctx, pg, em, s, backlog, "bench_raw_backlog", 2*changes+1, changes, txnRows)
+	backlog.Seconds = time.Since(began).Seconds()
 	if _, err := benchenv.Compare(ctx, pg, em); err != nil {
 		return fail(err)
 	}
-	return []Result{big, small}
+	return []Result{big, small, backlog}
+}
+
+// backlogPhase commits n inserts from id first in transactions of txnRows
+// while the pipeline is stopped, then times it from its restart until all
+// of them are durable, against pglogrepl reading the same backlog. Live,
+// dvsync keeps up with small transactions as fast as this machine commits
+// them, so the live phase's rate is the workload's; a backlog shows how
+// fast dvsync itself goes, as the decode limit does for pglogrepl.
+func backlogPhase(ctx context.Context, pg *benchenv.Postgres, em *benchenv.Emulator, s *benchenv.Streaming, r Result, rawSlot string, first, n, txnRows int) Result {
+	if err := pg.CreateSlot(ctx, rawSlot); err != nil {
+		return failed(r, err)
+	}
+	defer func() { _ = pg.DropSlot(context.Background(), rawSlot) }()
+	if err := s.Pause(); err != nil {
+		return failed(r, err)
+	}
+	for id := first; id < first+n; id += txnRows {
+		if err := pg.Insert(ctx, int64(id), min(txnRows, first+n-id)); err != nil {
+			return failed(r, err)
+		}
+	}
+	dst, client, err := benchenv.NewSink(em, dataverse.Config{})
+	if err != nil {
+		return failed(r, err)
+	}
+	defer client.CloseIdleConnections()
+	began := time.Now()
+	if err := s.Resume(ctx, dst); err != nil {
+		return failed(r, err)
+	}
+	if err := s.Wait(ctx, n); err != nil {
+		return failed(r, err)
+	}
+	ph := s.Take()
+	took := ph.Last.Sub(began)
+
+	rawBegan := time.Now()
+	if err := benchenv.ReadRaw(ctx, pg.DSN(), rawSlot, streamSlot, n); err != nil {
+		return failed(r, err)
+	}
+	raw := float64(n) / time.Since(rawBegan).Seconds()
+
+	r.Dvsync = Figure{Name: "catch-up", Value: float64(n) / took.Seconds(), Unit: "changes/s"}
+	r.limit("pglogrepl decode", raw, "changes/s")
+	r.detail("changes", float64(n), "")
+	r.Notes = append(r.Notes, "committed while dvsync was stopped; catch-up: from its restart, connecting included, to the last change durable in the emulator")
+	return r
 }
 
 // streamPhase commits n inserts with insert while the pipeline runs,

@@ -123,6 +123,53 @@ func TestBackfillThenStreaming(t *testing.T) {
 	}
 }
 
+// A paused pipeline, resumed on the state it kept, streams the changes
+// committed meanwhile, each once.
+func TestStreamingPauseResume(t *testing.T) {
+	ctx, pg, em := start(t)
+	dst, client, err := NewSink(em, dataverse.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(client.CloseIdleConnections)
+	s, err := StartStreaming(ctx, pg.DSN(), "test_pause", dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := s.Stop(); err != nil {
+			t.Error(err)
+		}
+	})
+	if err := pg.Insert(ctx, 1, 50); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Wait(ctx, 50); err != nil {
+		t.Fatal(err)
+	}
+	s.Take()
+	if err := s.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	if err := pg.Insert(ctx, 51, 30); err != nil {
+		t.Fatal(err)
+	}
+	dst, client, err = NewSink(em, dataverse.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(client.CloseIdleConnections)
+	if err := s.Resume(ctx, dst); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Wait(ctx, 30); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := Compare(ctx, pg, em); err != nil || n != 80 {
+		t.Fatalf("Compare: %d rows, %v; want 80, nil", n, err)
+	}
+}
+
 // The Dataverse → Kafka pipeline publishes every account, and the check
 // that reads the topic back notices one too few.
 func TestOutboundPublishesEveryAccount(t *testing.T) {

@@ -28,8 +28,13 @@ type Streaming struct {
 	rec    *recorder
 	cancel context.CancelFunc
 	done   chan error
-	st     state.Store
+	st     *state.Bolt
 	dir    string
+
+	// What Resume builds the pipeline again from.
+	name      string
+	newSource func(*state.Bolt) (source.Source, error)
+	mapper    engine.Mapper
 }
 
 // StartStreaming starts the pipeline on a new slot and publication of
@@ -40,13 +45,12 @@ func StartStreaming(ctx context.Context, dsn, slot string, dst sink.Sink) (*Stre
 	if err != nil {
 		return nil, err
 	}
-	src, err := postgres.New(postgres.Config{
-		DSN: dsn, Slot: slot, Publication: slot, Tables: set.Tables(connection), Keys: set.Keys(connection),
-	}, discardLogger)
-	if err != nil {
-		return nil, err
+	newSource := func(*state.Bolt) (source.Source, error) {
+		return postgres.New(postgres.Config{
+			DSN: dsn, Slot: slot, Publication: slot, Tables: set.Tables(connection), Keys: set.Keys(connection),
+		}, discardLogger)
 	}
-	return startPipeline(ctx, connection, src, set.Mapper(connection), dst)
+	return startPipelineWith(ctx, connection, newSource, set.Mapper(connection), dst)
 }
 
 // StartKafka starts a pipeline reading KafkaTopic from the brokers as
@@ -86,21 +90,28 @@ func startPipelineWith(ctx context.Context, name string, newSource func(*state.B
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	src, err := newSource(st)
-	if err != nil {
+	s := &Streaming{rec: &recorder{dst: dst}, st: st, dir: dir, name: name, newSource: newSource, mapper: mapper}
+	if err := s.start(ctx); err != nil {
 		st.Close()
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	rec := &recorder{dst: dst}
-	p, err := engine.New(engine.Config{Name: name, Logger: discardLogger}, src, mapper, rec, st)
+	return s, nil
+}
+
+// start builds the pipeline on the state store and runs it, returning
+// once it is ready.
+func (s *Streaming) start(ctx context.Context) error {
+	src, err := s.newSource(s.st)
 	if err != nil {
-		st.Close()
-		os.RemoveAll(dir)
-		return nil, err
+		return err
+	}
+	p, err := engine.New(engine.Config{Name: s.name, Logger: discardLogger}, src, s.mapper, s.rec, s.st)
+	if err != nil {
+		return err
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
-	s := &Streaming{p: p, rec: rec, cancel: cancel, done: make(chan error, 1), st: st, dir: dir}
+	s.p, s.cancel, s.done = p, cancel, make(chan error, 1)
 	go func() { s.done <- p.Run(runCtx) }()
 	poll := time.NewTicker(20 * time.Millisecond)
 	defer poll.Stop()
@@ -109,15 +120,35 @@ func startPipelineWith(ctx context.Context, name string, newSource func(*state.B
 		case <-poll.C:
 		case err := <-s.done:
 			s.done <- err
-			_ = s.Stop()
-			return nil, fmt.Errorf("pipeline stopped before it was ready: %w", err)
+			return fmt.Errorf("pipeline stopped before it was ready: %w", err)
 		case <-ctx.Done():
 			err := errors.Join(ctx.Err(), p.Ready())
-			_ = s.Stop()
-			return nil, fmt.Errorf("pipeline not ready: %w", err)
+			cancel()
+			s.done <- <-s.done
+			return fmt.Errorf("pipeline not ready: %w", err)
 		}
 	}
-	return s, nil
+	return nil
+}
+
+// Pause stops the pipeline as a restart of dvsync would, keeping its
+// state: Resume goes on from the position it saved.
+func (s *Streaming) Pause() error {
+	s.cancel()
+	err := <-s.done
+	s.done <- nil // a later Stop finds the pipeline stopped
+	if errors.Is(err, context.Canceled) {
+		err = nil
+	}
+	return err
+}
+
+// Resume starts the pipeline again on the state Pause kept, writing to
+// dst (a stopped pipeline has closed its sink), and returns once it is
+// ready.
+func (s *Streaming) Resume(ctx context.Context, dst sink.Sink) error {
+	s.rec.dst = dst
+	return s.start(ctx)
 }
 
 // Wait returns once n records have been written since the last Take, or
