@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/dvsync/dvsync/emulator"
+	"github.com/dvsync/dvsync/sink"
 	"github.com/dvsync/dvsync/sink/dataverse"
 )
 
@@ -95,20 +96,7 @@ func TestBackfillThenStreaming(t *testing.T) {
 	if err := pg.DropSlot(ctx, "test_backfill"); err != nil {
 		t.Fatal(err)
 	}
-	dst, client, err = NewSink(em, dataverse.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(client.CloseIdleConnections)
-	s, err := StartStreaming(ctx, pg.DSN(), "test_stream", dst)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := s.Stop(); err != nil {
-			t.Error(err)
-		}
-	})
+	s := startStreaming(ctx, t, pg, em, "test_stream")
 	if err := pg.Insert(ctx, 301, 50); err != nil {
 		t.Fatal(err)
 	}
@@ -123,16 +111,23 @@ func TestBackfillThenStreaming(t *testing.T) {
 	}
 }
 
-// A paused pipeline, resumed on the state it kept, streams the changes
-// committed meanwhile, each once.
-func TestStreamingPauseResume(t *testing.T) {
-	ctx, pg, em := start(t)
+// newSink is a Dataverse sink writing to em, its idle connections closed
+// when the test ends.
+func newSink(t *testing.T, em *Emulator) sink.Sink {
+	t.Helper()
 	dst, client, err := NewSink(em, dataverse.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(client.CloseIdleConnections)
-	s, err := StartStreaming(ctx, pg.DSN(), "test_pause", dst)
+	return dst
+}
+
+// startStreaming starts the streaming pipeline on slot into em, stopped
+// when the test ends.
+func startStreaming(ctx context.Context, t *testing.T, pg *Postgres, em *Emulator, slot string) *Streaming {
+	t.Helper()
+	s, err := StartStreaming(ctx, pg.DSN(), slot, newSink(t, em))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,6 +136,14 @@ func TestStreamingPauseResume(t *testing.T) {
 			t.Error(err)
 		}
 	})
+	return s
+}
+
+// A paused pipeline, resumed on the state it kept, streams the changes
+// committed meanwhile, each once.
+func TestStreamingPauseResume(t *testing.T) {
+	ctx, pg, em := start(t)
+	s := startStreaming(ctx, t, pg, em, "test_pause")
 	if err := pg.Insert(ctx, 1, 50); err != nil {
 		t.Fatal(err)
 	}
@@ -154,12 +157,7 @@ func TestStreamingPauseResume(t *testing.T) {
 	if err := pg.Insert(ctx, 51, 30); err != nil {
 		t.Fatal(err)
 	}
-	dst, client, err = NewSink(em, dataverse.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(client.CloseIdleConnections)
-	if err := s.Resume(ctx, dst); err != nil {
+	if err := s.Resume(ctx, newSink(t, em)); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Wait(ctx, 30); err != nil {
