@@ -167,8 +167,15 @@ func TestCarryOverOfADecisionInFlightExpectsItsSourceVersion(t *testing.T) {
 	if got := b.Out.After; !rowIs(got, "pg1", 2) {
 		t.Errorf("B writes %v, want the decision pg1|2", got)
 	}
-	if got := b.Out.Meta[change.MetaExpectedVersion]; got != change.ExpectedRow || !rowIs(b.Out.Before, "pg1", 0) {
-		t.Errorf("B's write expects %q %v, want the row A decided against, pg1|0", got, b.Out.Before)
+	wantExpectedRow(t, b, "pg1", 0, "B's write", "the row A decided against, pg1|0")
+}
+
+// wantExpectedRow checks that p's write is conditional on the table
+// holding the row name|rating; what names the write, want the row in words.
+func wantExpectedRow(t *testing.T, p Pair, name string, rating int64, what, want string) {
+	t.Helper()
+	if got := p.Out.Meta[change.MetaExpectedVersion]; got != change.ExpectedRow || !rowIs(p.Out.Before, name, rating) {
+		t.Errorf("%s expects %q %v, want %s", what, got, p.Out.Before, want)
 	}
 }
 
@@ -234,9 +241,7 @@ func TestALateWriteKeepsALaterDecisionOwed(t *testing.T) {
 	if v := w.prepare(w.b, b2); v != Write || !rowIs(b2.Out.After, "pg1", 9) {
 		t.Fatalf("Dataverse's side of the second conflict: verdict %v, %v; want the decision pg1|9 carried to the table", v, b2.Out.After)
 	}
-	if got := b2.Out.Meta[change.MetaExpectedVersion]; got != change.ExpectedRow || !rowIs(b2.Out.Before, "pg1", 5) {
-		t.Errorf("the carry-over expects %q %v, want the row the decision replaced, pg1|5", got, b2.Out.Before)
-	}
+	wantExpectedRow(t, b2, "pg1", 5, "the carry-over", "the row the decision replaced, pg1|5")
 }
 
 // Pipeline A decides a conflict over Dataverse's version 13, and its
@@ -257,9 +262,7 @@ func TestAChangeReadAfterTheDecisionOverItCarriesItOver(t *testing.T) {
 	if v := w.prepare(w.b, b); v != Write || !rowIs(b.Out.After, "pg1", 2) {
 		t.Fatalf("Dataverse's version 13, read after the decision over it: verdict %v, %v; want the decision pg1|2 carried to the table", v, b.Out.After)
 	}
-	if got := b.Out.Meta[change.MetaExpectedVersion]; got != change.ExpectedRow || !rowIs(b.Out.Before, "pg1", 0) {
-		t.Errorf("the carry-over expects %q %v, want the row A decided against, pg1|0", got, b.Out.Before)
-	}
+	wantExpectedRow(t, b, "pg1", 0, "the carry-over", "the row A decided against, pg1|0")
 	w.synced(w.b, b)
 
 	if v := w.prepare(w.b, w.fromDataverse("pg1", 2, "14")); v != Done {
@@ -356,9 +359,7 @@ func TestADecisionRefusedAfterItsCarryOverIsDecidedFromWhatTheTableHolds(t *test
 	if v := w.prepare(w.b, b2); v != Write || !rowIs(b2.Out.After, "pg1", 7) {
 		t.Fatalf("Dataverse's start|7: verdict %v, %v; want the decision pg1|7 carried to the table", v, b2.Out.After)
 	}
-	if got := b2.Out.Meta[change.MetaExpectedVersion]; got != change.ExpectedRow || !rowIs(b2.Out.Before, "pg1", 2) {
-		t.Errorf("the carry-over expects %q %v, want the first decision the table holds, pg1|2", got, b2.Out.Before)
-	}
+	wantExpectedRow(t, b2, "pg1", 2, "the carry-over", "the first decision the table holds, pg1|2")
 }
 
 // The mirror: pipeline B decides, pipeline A carries the decision over to
@@ -388,9 +389,7 @@ func TestADecisionRefusedAfterItsCarryOverIsDecidedFromWhatDataverseHolds(t *tes
 	if err != nil || v != Write || !rowIs(b.Out.After, "pg5", 2) {
 		t.Fatalf("the decision refused by the table's pg5|0: %v, %v, %v; want the merge pg5|2", v, err, b.Out.After)
 	}
-	if got := b.Out.Meta[change.MetaExpectedVersion]; got != change.ExpectedRow || !rowIs(b.Out.Before, "pg5", 0) {
-		t.Errorf("B's write expects %q %v, want the table's pg5|0", got, b.Out.Before)
-	}
+	wantExpectedRow(t, b, "pg5", 0, "B's write", "the table's pg5|0")
 	w.synced(w.b, b)
 
 	a2 := w.fromSource("pg5", 0, time.Now())
@@ -435,9 +434,7 @@ func TestACarryOverRefusedOnlyByAnEarlierOneWritesTheLaterDecisionToTheTable(t *
 	if err != nil || v != Write || !rowIs(b2.Out.After, "pg1", 7) {
 		t.Fatalf("the second carry-over refused by the first: %v, %v, %v; want pg1|7 written again", v, err, b2.Out.After)
 	}
-	if got := b2.Out.Meta[change.MetaExpectedVersion]; got != change.ExpectedRow || !rowIs(b2.Out.Before, "pg1", 2) {
-		t.Errorf("the second carry-over, again, expects %q %v, want dvsync's own pg1|2", got, b2.Out.Before)
-	}
+	wantExpectedRow(t, b2, "pg1", 2, "the second carry-over, again,", "dvsync's own pg1|2")
 
 	// Had the table been edited by someone else, the carry-over would
 	// have been dropped: that edit reaches pipeline A.
