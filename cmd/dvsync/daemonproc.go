@@ -85,6 +85,14 @@ func (p *daemonProc) stop(timeout time.Duration) error {
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
 		return err
 	}
+	return p.wait(timeout)
+}
+
+// wait waits up to timeout for the child, already told to stop, to exit,
+// and returns its error; past timeout it kills it. It sends no signal: a
+// second SIGTERM can reach a daemon that has finished shutting down and
+// restored the signal's default action, and kill it.
+func (p *daemonProc) wait(timeout time.Duration) error {
 	select {
 	case err := <-p.done:
 		p.done <- err

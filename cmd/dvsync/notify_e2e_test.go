@@ -33,7 +33,7 @@ func TestDaemonTellsSystemd(t *testing.T) {
 		t.Fatal(err)
 	}
 	expect("STOPPING=1")
-	if err := d.stop(20 * time.Second); err != nil {
+	if err := d.wait(20 * time.Second); err != nil {
 		t.Fatal(err)
 	}
 }
